@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds mpmap and runs the whole test suite.
+#   scripts/test.sh            Release build, every test (unit, MPI, HDF5, apps)
+#   scripts/test.sh --all      also the AddressSanitizer+UBSan build and the fuzzer (CI)
+#   scripts/test.sh --sanitize also the sanitizer build
+#   scripts/test.sh --fuzz     also the libFuzzer targets (clang)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=deps.sh
+source "$here/scripts/deps.sh"
+
+sanitize=0 fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) sanitize=1 fuzz=1 ;;
+    --sanitize) sanitize=1 ;;
+    --fuzz) fuzz=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+mpmap_require_packages "${MPMAP_BUILD_PACKAGES[@]}" "${MPMAP_TEST_PACKAGES[@]}"
+mpmap_mpi_env
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_suite() { # name, build dir, extra cmake args...
+  local name="$1" dir="$2"; shift 2
+  echo "== $name: configure and build in $dir"
+  cmake -S "$here" -B "$dir" -DMPMAP_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j"$jobs"
+  echo "== $name: tests"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600)
+}
+
+mkdir -p "$here/build"
+status=0
+run_suite release "$here/build/test" -DCMAKE_BUILD_TYPE=Release || status=1
+if [ "$sanitize" = 1 ]; then
+  # Open MPI's own start-up allocations are not ours to fix: leak checking
+  # stays on for the pure unit tests and off inside mpirun.
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite sanitize "$here/build/asan" -DCMAKE_BUILD_TYPE=Debug -DMPMAP_SANITIZE=ON || status=1
+fi
+if [ "$fuzz" = 1 ]; then
+  CC=clang run_suite fuzz "$here/build/fuzz" -DCMAKE_BUILD_TYPE=Debug -DMPMAP_FUZZ=ON \
+    -DMPMAP_NATIVE=ON -DCMAKE_C_COMPILER=clang -DMPMAP_FUZZ_ONLY=ON || status=1
+fi
+exit $status

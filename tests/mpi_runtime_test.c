@@ -1,0 +1,370 @@
+/*
+ * Integration test of the runtime under mpirun (-n 1, 2, 3, 8): for every
+ * schedule, chunk size and rank layout, the records, their order, the
+ * reductions and the error paths must match what a serial loop computes.
+ * Every rank checks; the verdict is combined so all ranks exit alike.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "mpmap.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+static int checks;
+
+#define CHECK(cond, ...)                                                                         \
+    do {                                                                                         \
+        checks++;                                                                                \
+        if (!(cond)) {                                                                           \
+            failures++;                                                                          \
+            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__,   \
+                    #cond);                                                                      \
+            fprintf(stderr, __VA_ARGS__);                                                        \
+            fputc('\n', stderr);                                                                 \
+        }                                                                                        \
+    } while (0)
+
+static int my_rank, nranks;
+
+/* A record of three values derived from the task index alone. */
+typedef struct record {
+    double value;
+    int64_t square;
+    double noise;
+} record;
+
+static record expected_record(int64_t t)
+{
+    uint64_t x = (uint64_t)t * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    return (record){ sin((double)t) * 1e3, t * t, (double)(x % 100000) / 7.0 };
+}
+
+typedef struct context {
+    int64_t fail_task;      /* fail this task, or -1 */
+    int64_t interrupt_after; /* rank 0 raises the interrupt after this many tasks, or -1 */
+    int64_t seen;
+    volatile sig_atomic_t *flag;
+    int spin;               /* busy work per task, to mix up completion order */
+    /* sink bookkeeping on rank 0 */
+    int64_t next_expected;
+    int order_errors;
+    record *sunk;
+} context;
+
+static int map_records(int64_t begin, int64_t end, void *out, mpmap_task_error *err, void *vctx)
+{
+    context *ctx = vctx;
+    record *r = out;
+    for (int64_t t = begin; t < end; t++) {
+        if (t == ctx->fail_task)
+            return mpmap_task_fail(err, t, 7, "cannot compute task %lld", (long long)t);
+        volatile double s = 0;
+        for (int i = 0; i < ctx->spin * (int)(1 + t % 7); i++)
+            s += i;
+        r[t - begin] = expected_record(t);
+        if (ctx->interrupt_after >= 0 && my_rank == 0 && ++ctx->seen >= ctx->interrupt_after)
+            *ctx->flag = 1;
+    }
+    return 0;
+}
+
+static int sink_records(int64_t begin, int64_t end, const void *records, const int32_t *status,
+                        void *vctx)
+{
+    (void)status;
+    context *ctx = vctx;
+    if (begin != ctx->next_expected)
+        ctx->order_errors++;
+    ctx->next_expected = end;
+    if (ctx->sunk)
+        memcpy(ctx->sunk + begin, records, (size_t)(end - begin) * sizeof(record));
+    return 0;
+}
+
+static bool same_bits(const void *a, const void *b, size_t n) { return memcmp(a, b, n) == 0; }
+
+static void test_schedules(void)
+{
+    const int64_t ntasks_list[] = { 0, 1, 5, 997, 20000 };
+    const mpmap_schedule schedules[] = { MPMAP_SCHEDULE_GUIDED, MPMAP_SCHEDULE_STATIC,
+                                         MPMAP_SCHEDULE_DYNAMIC, MPMAP_SCHEDULE_FACTORING };
+    const int64_t chunks[] = { 1, 3, 64 };
+    for (size_t a = 0; a < sizeof ntasks_list / sizeof *ntasks_list; a++)
+        for (size_t s = 0; s < 4; s++)
+            for (size_t c = 0; c < 3; c++)
+                for (int computes = 0; computes <= 1; computes++) {
+                    int64_t n = ntasks_list[a];
+                    record *results = my_rank == 0 ? calloc((size_t)n + 1, sizeof *results) : NULL;
+                    record *sunk = my_rank == 0 ? calloc((size_t)n + 1, sizeof *sunk) : NULL;
+                    context ctx = { .fail_task = -1, .interrupt_after = -1, .spin = 20,
+                                    .sunk = sunk };
+                    mpmap_config cfg;
+                    mpmap_config_init(&cfg);
+                    cfg.schedule = schedules[s];
+                    cfg.chunk = chunks[c];
+                    cfg.manager_computes = computes;
+                    cfg.max_chunk = (c == 2) ? 100 : 0;
+                    mpmap_job job = { .ntasks = n, .record_size = sizeof(record),
+                                      .map = map_records, .context = &ctx,
+                                      .sink = sink_records, .results = results };
+                    mpmap_report rep;
+                    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+                    CHECK(rc == MPMAP_OK, "n=%lld schedule=%s chunk=%lld rc=%d %s", (long long)n,
+                          mpmap_schedule_name(schedules[s]), (long long)chunks[c], rc, rep.message);
+                    CHECK(rep.tasks_done == n, "done %lld of %lld", (long long)rep.tasks_done,
+                          (long long)n);
+                    if (my_rank == 0) {
+                        bool ok = true;
+                        for (int64_t t = 0; t < n; t++) {
+                            record e = expected_record(t);
+                            ok &= same_bits(&results[t], &e, sizeof e) &&
+                                  same_bits(&sunk[t], &e, sizeof e);
+                        }
+                        CHECK(ok, "records differ from the serial ones (n=%lld, %s)", (long long)n,
+                              mpmap_schedule_name(schedules[s]));
+                        CHECK(ctx.order_errors == 0 && ctx.next_expected == n,
+                              "sink saw tasks out of order (%d errors, ended at %lld)",
+                              ctx.order_errors, (long long)ctx.next_expected);
+                    }
+                    free(results);
+                    free(sunk);
+                }
+}
+
+static void user_max_abs(const void *rec, void *acc, void *vctx)
+{
+    (void)vctx;
+    const record *r = rec;
+    record *a = acc;
+    if (fabs(r->value) > a->value)
+        a->value = fabs(r->value);
+    a->square += 1; /* counts the records folded */
+    a->noise += r->noise;
+}
+
+static void test_reductions(void)
+{
+    const int64_t n = 5000;
+    /* Serial references in task order: the runtime folds in task order too,
+     * so floating-point sums must match bit for bit. */
+    double sum_value = 0, min_value = INFINITY, max_value = -INFINITY;
+    for (int64_t t = 0; t < n; t++) {
+        record e = expected_record(t);
+        sum_value += e.value;
+        if (e.value < min_value)
+            min_value = e.value;
+        if (e.value > max_value)
+            max_value = e.value;
+    }
+    const mpmap_reduce_op ops[] = { MPMAP_REDUCE_SUM, MPMAP_REDUCE_MIN, MPMAP_REDUCE_MAX };
+    const double want[] = { sum_value, min_value, max_value };
+    for (int schedule = 0; schedule < 4; schedule++)
+        for (int k = 0; k < 3; k++) {
+            context ctx = { .fail_task = -1, .interrupt_after = -1, .spin = 5 };
+            double acc[3];
+            mpmap_config cfg;
+            mpmap_config_init(&cfg);
+            cfg.schedule = (mpmap_schedule)schedule;
+            /* The record is three 8-byte words reduced element-wise as
+             * doubles; only the first word is a real double worth checking. */
+            mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
+                              .context = &ctx, .reduce_op = ops[k], .reduce_type = MPMAP_DOUBLE,
+                              .reduction = acc };
+            int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, NULL);
+            CHECK(rc == MPMAP_OK, "reduction run failed: %d", rc);
+            CHECK(same_bits(&acc[0], &want[k], sizeof(double)),
+                  "reduction %d on every rank: got %.17g want %.17g", k, acc[0], want[k]);
+        }
+    /* A user operation over the mixed record. */
+    context ctx = { .fail_task = -1, .interrupt_after = -1 };
+    record acc = { 0, 0, 0 };
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
+                      .context = &ctx, .reduce_op = MPMAP_REDUCE_USER,
+                      .reduce_fn = user_max_abs, .reduction = &acc };
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, NULL);
+    double max_abs = 0, noise = 0;
+    for (int64_t t = 0; t < n; t++) {
+        record e = expected_record(t);
+        if (fabs(e.value) > max_abs)
+            max_abs = fabs(e.value);
+        noise += e.noise;
+    }
+    CHECK(rc == MPMAP_OK, "user reduction failed: %d", rc);
+    CHECK(acc.value == max_abs && acc.square == n && same_bits(&acc.noise, &noise, 8),
+          "user reduction: got (%g, %lld, %.17g)", acc.value, (long long)acc.square, acc.noise);
+}
+
+static void test_task_failure_stops_every_rank(void)
+{
+    for (int schedule = 0; schedule < 4; schedule++) {
+        context ctx = { .fail_task = 1234, .interrupt_after = -1, .spin = 2 };
+        mpmap_config cfg;
+        mpmap_config_init(&cfg);
+        cfg.schedule = (mpmap_schedule)schedule;
+        mpmap_job job = { .ntasks = 3000, .record_size = sizeof(record), .map = map_records,
+                          .context = &ctx };
+        mpmap_report rep;
+        int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+        CHECK(rc == MPMAP_ETASK, "expected MPMAP_ETASK, got %d", rc);
+        CHECK(rep.failed_task == 1234, "failed task %lld", (long long)rep.failed_task);
+        CHECK(strcmp(rep.message, "task 1234 failed: cannot compute task 1234") == 0,
+              "message '%s'", rep.message);
+        CHECK(rep.tasks_done < 3000, "done %lld", (long long)rep.tasks_done);
+    }
+}
+
+static void test_task_failure_continue_records_status(void)
+{
+    const int64_t n = 2000;
+    context ctx = { .fail_task = 777, .interrupt_after = -1, .spin = 2 };
+    record *results = my_rank == 0 ? calloc((size_t)n, sizeof *results) : NULL;
+    int32_t *status = my_rank == 0 ? calloc((size_t)n, sizeof *status) : NULL;
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    cfg.on_error = MPMAP_ON_ERROR_CONTINUE;
+    mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
+                      .context = &ctx, .results = results, .status = status };
+    mpmap_report rep;
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_OK, "continue mode returned %d (%s)", rc, rep.message);
+    CHECK(rep.tasks_failed == 1, "tasks_failed = %lld", (long long)rep.tasks_failed);
+    CHECK(rep.tasks_done == n, "done %lld", (long long)rep.tasks_done);
+    if (my_rank == 0) {
+        bool ok = true;
+        for (int64_t t = 0; t < n; t++) {
+            record e = expected_record(t);
+            if (t == 777)
+                ok &= status[t] == 7;
+            else
+                ok &= status[t] == 0 && same_bits(&results[t], &e, sizeof e);
+        }
+        CHECK(ok, "records or status wrong in continue mode");
+    }
+    free(results);
+    free(status);
+}
+
+static void test_interrupt_then_resume_is_bitwise_identical(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/resume.ckpt", dir);
+    const int64_t n = 30000;
+    volatile sig_atomic_t flag = 0;
+    context ctx = { .fail_task = -1, .interrupt_after = 4000, .flag = &flag, .spin = 30 };
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    cfg.checkpoint_path = path;
+    cfg.fingerprint = "runtime-test n=30000";
+    cfg.interrupt = &flag;
+    cfg.chunk = 50;
+    cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
+    mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
+                      .context = &ctx };
+    mpmap_report rep;
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_EINTERRUPTED, "expected interruption, got %d (%s)", rc, rep.message);
+    CHECK(rep.tasks_done >= 4000 && rep.tasks_done < n, "done %lld", (long long)rep.tasks_done);
+    int64_t first_done = rep.tasks_done;
+
+    /* A different fingerprint is refused on every rank. */
+    cfg.fingerprint = "runtime-test n=30001";
+    cfg.resume = 1;
+    cfg.interrupt = NULL;
+    rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_ERESUME, "expected MPMAP_ERESUME, got %d", rc);
+    CHECK(strstr(rep.message, "different") != NULL, "message '%s'", rep.message);
+
+    /* Resume with another schedule: only the missing tasks are computed. */
+    cfg.fingerprint = "runtime-test n=30000";
+    cfg.schedule = MPMAP_SCHEDULE_GUIDED;
+    cfg.chunk = 7;
+    record *results = my_rank == 0 ? calloc((size_t)n, sizeof *results) : NULL;
+    double acc[3];
+    ctx = (context){ .fail_task = -1, .interrupt_after = -1, .spin = 1 };
+    job.results = results;
+    job.reduce_op = MPMAP_REDUCE_SUM;
+    job.reduce_type = MPMAP_DOUBLE;
+    job.reduction = acc;
+    rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_OK, "resume failed: %d (%s)", rc, rep.message);
+    CHECK(rep.tasks_restored == first_done, "restored %lld, first run did %lld",
+          (long long)rep.tasks_restored, (long long)first_done);
+    CHECK(rep.tasks_done == n, "done %lld", (long long)rep.tasks_done);
+    double want[3] = { 0, 0, 0 };
+    bool ok = true;
+    for (int64_t t = 0; t < n; t++) {
+        record e = expected_record(t);
+        want[0] += e.value;
+        double sq;
+        memcpy(&sq, &e.square, 8);
+        want[1] += sq;
+        want[2] += e.noise;
+        if (my_rank == 0)
+            ok &= same_bits(&results[t], &e, sizeof e);
+    }
+    CHECK(ok, "resumed records differ from an uninterrupted run");
+    CHECK(same_bits(acc, want, sizeof acc), "resumed reduction differs");
+    free(results);
+    if (my_rank == 0)
+        unlink(path);
+}
+
+static void test_invalid_jobs_fail_everywhere(void)
+{
+    context ctx = { .fail_task = -1, .interrupt_after = -1 };
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    mpmap_job job = { .ntasks = -3, .record_size = 8, .map = map_records, .context = &ctx };
+    mpmap_report rep;
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_EINVAL && strstr(rep.message, "ntasks") != NULL, "rc %d '%s'", rc,
+          rep.message);
+    job.ntasks = 10;
+    cfg.prefetch = 0;
+    rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_EINVAL && strstr(rep.message, "prefetch") != NULL, "rc %d '%s'", rc,
+          rep.message);
+    cfg.prefetch = 2;
+    cfg.resume = 1;
+    rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_EINVAL, "resume without a checkpoint path: rc %d", rc);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    char dir[] = "/tmp/mpmap-runtime-XXXXXX";
+    if (my_rank == 0 && !mkdtemp(dir))
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+
+    test_schedules();
+    test_reductions();
+    test_task_failure_stops_every_rank();
+    test_task_failure_continue_records_status();
+    test_interrupt_then_resume_is_bitwise_identical(dir);
+    test_invalid_jobs_fail_everywhere();
+
+    int total_failures = 0, total_checks = 0;
+    MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(&checks, &total_checks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (my_rank == 0) {
+        rmdir(dir);
+        printf("mpi_runtime_test on %d ranks: %d passed, %d failed\n", nranks,
+               total_checks - total_failures, total_failures);
+    }
+    MPI_Finalize();
+    return total_failures == 0 ? 0 : 1;
+}
