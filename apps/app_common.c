@@ -1,0 +1,324 @@
+/* Shared plumbing of the mpmap apps; see app_common.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "app_common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The one piece of process-wide state: a signal handler can only reach a
+ * static flag. The library never touches it; the app passes its address
+ * in mpmap_config.interrupt. */
+static volatile sig_atomic_t app_interrupted;
+
+static void on_signal(int signo)
+{
+    (void)signo;
+    app_interrupted = 1;
+}
+
+void app_init(app *a, const char *name, int *argc, char ***argv)
+{
+    memset(a, 0, sizeof *a);
+    MPI_Init(argc, argv);
+    a->name = name;
+    a->argc = *argc;
+    a->argv = *argv;
+    a->comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(a->comm, &a->rank);
+    MPI_Comm_size(a->comm, &a->size);
+    mpmap_cli_common_init(&a->common);
+    mpmap_config_init(&a->config);
+    a->stderr_is_tty = isatty(STDERR_FILENO);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void app_add_option(app *a, mpmap_option option)
+{
+    if (a->noptions + MPMAP_CLI_COMMON_COUNT < APP_MAX_OPTIONS)
+        a->options[a->noptions++] = option;
+}
+
+void app_error(const app *a, const char *fmt, ...)
+{
+    if (a->rank != 0)
+        return;
+    va_list args;
+    va_start(args, fmt);
+    fprintf(stderr, "%s: ", a->name);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+    fflush(stderr);
+}
+
+int app_parse(app *a, const char *default_output, const char *summary)
+{
+    a->common.output = default_output;
+    int n = mpmap_cli_common_options(&a->common, a->options + a->noptions,
+                                     APP_MAX_OPTIONS - a->noptions);
+    for (int i = 0; i < n; i++)
+        if (strcmp(a->options[a->noptions + i].name, "--progress-interval") == 0)
+            a->options[a->noptions + i].seen = &a->progress_interval_seen;
+    a->noptions += (size_t)n;
+
+    char err[APP_MESSAGE_MAX];
+    int rc = mpmap_cli_parse(a->name, a->options, a->noptions, a->argc, a->argv, err, sizeof err);
+    if (rc == MPMAP_CLI_HELP) {
+        if (a->rank == 0)
+            mpmap_cli_help(stdout, a->name, summary, a->options, a->noptions);
+        return APP_EXIT_OK;
+    }
+    if (rc == MPMAP_CLI_VERSION) {
+        if (a->rank == 0)
+            mpmap_cli_version(stdout, a->name);
+        return APP_EXIT_OK;
+    }
+    if (rc == MPMAP_OK)
+        rc = mpmap_cli_common_apply(a->name, &a->common, &a->config, err, sizeof err);
+    if (rc != MPMAP_OK) {
+        if (a->rank == 0) {
+            fprintf(stderr, "%s\n", err);
+            fflush(stderr);
+        }
+        return APP_EXIT_USAGE;
+    }
+    /* Batch logs get a line every 10 s unless asked otherwise; a terminal
+     * gets a bar refreshed a few times a second. */
+    if (!a->progress_interval_seen)
+        a->config.progress_interval = a->stderr_is_tty ? 0.25 : 10.0;
+    return -1;
+}
+
+int app_agree(app *a, int code, const char *message)
+{
+    struct {
+        int code;
+        char message[APP_MESSAGE_MAX];
+    } verdict = { code, "" };
+    if (a->rank == 0 && message)
+        snprintf(verdict.message, sizeof verdict.message, "%s", message);
+    MPI_Bcast(&verdict, (int)sizeof verdict, MPI_BYTE, 0, a->comm);
+    if (verdict.code != 0 && a->rank == 0 && verdict.message[0]) {
+        fprintf(stderr, "%s: %s\n", a->name, verdict.message);
+        fflush(stderr);
+    }
+    return verdict.code;
+}
+
+static void build_paths(app *a, const char *extra)
+{
+    snprintf(a->checkpoint_path, sizeof a->checkpoint_path, "%s.ckpt", a->common.output);
+    char flags[sizeof a->fingerprint - 256];
+    if (mpmap_cli_fingerprint(a->options, a->noptions, a->argc, a->argv, flags, sizeof flags) != 0)
+        snprintf(flags, sizeof flags, "?");
+    snprintf(a->fingerprint, sizeof a->fingerprint, "%s %s%s%s", a->name, flags,
+             extra && *extra ? " " : "", extra ? extra : "");
+}
+
+int app_check_output(app *a, const char *extra, char *msg, size_t msglen)
+{
+    build_paths(a, extra);
+    const char *out = a->common.output;
+    char err[MPMAP_H5_ERROR_MAX];
+    /* A finished result is never overwritten without --force, not even by
+     * --resume. */
+    if (mpmap_h5_check_output_path(out, a->common.force, err, sizeof err) != 0) {
+        snprintf(msg, msglen, "--output: %s", err);
+        return APP_EXIT_USAGE;
+    }
+    struct stat st;
+    bool have_checkpoint = stat(a->checkpoint_path, &st) == 0;
+    if (a->common.resume && !have_checkpoint) {
+        snprintf(msg, msglen, "--resume: no checkpoint '%s' to resume from", a->checkpoint_path);
+        return APP_EXIT_USAGE;
+    }
+    if (!a->common.resume && !a->common.force && have_checkpoint) {
+        snprintf(msg, msglen,
+                 "--output: a checkpoint '%s' of an interrupted run exists (use --resume to "
+                 "continue it or --force to start over)",
+                 a->checkpoint_path);
+        return APP_EXIT_USAGE;
+    }
+    return 0;
+}
+
+void app_configure(app *a, const char *extra)
+{
+    build_paths(a, extra);
+    a->config.checkpoint_path = a->checkpoint_path;
+    a->config.fingerprint = a->fingerprint;
+    a->config.resume = a->common.resume;
+    a->config.interrupt = &app_interrupted;
+}
+
+int app_create_output(app *a, char *msg, size_t msglen)
+{
+    char err[MPMAP_H5_ERROR_MAX];
+    if (mpmap_h5_create(a->common.output, a->common.force || a->common.resume, &a->h5, err,
+                        sizeof err) != 0) {
+        snprintf(msg, msglen, "%s", err);
+        return APP_EXIT_FAILED;
+    }
+    return 0;
+}
+
+int app_write_provenance(app *a, const mpmap_report *report, int nextra,
+                         const char *const *keys, const char *const *values)
+{
+    mpmap_h5_provenance p = { .app = a->name,
+                              .app_version = MPMAP_VERSION_STRING,
+                              .argc = a->argc,
+                              .argv = a->argv,
+                              .ranks = a->size,
+                              .schedule = mpmap_schedule_name(a->config.schedule),
+                              .chunk = a->config.chunk,
+                              .wall_time = report->wall_time,
+                              .start_time = report->start_time,
+                              .nextra = nextra,
+                              .extra_keys = keys,
+                              .extra_values = values };
+    return mpmap_h5_write_provenance(a->h5, &p);
+}
+
+int app_trace(const mpmap_trace_entry *entry, void *app_ptr)
+{
+    app *a = app_ptr;
+    return a->h5 ? mpmap_h5_trace_append(a->h5, entry) : 0;
+}
+
+static void format_duration(double s, char *buf, size_t len)
+{
+    if (s < 0)
+        snprintf(buf, len, "?");
+    else if (s < 60)
+        snprintf(buf, len, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
+}
+
+void app_progress(app *a, const mpmap_progress_info *info)
+{
+    if (a->rank != 0 || a->common.quiet)
+        return;
+    double frac = info->total > 0 ? (double)info->done / (double)info->total : 1.0;
+    char eta[32], elapsed[32];
+    format_duration(info->eta, eta, sizeof eta);
+    format_duration(info->elapsed, elapsed, sizeof elapsed);
+    if (a->stderr_is_tty) {
+        char bar[31];
+        int filled = (int)(frac * 30 + 0.5);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r%s [%s] %5.1f%% %lld/%lld  %.3g tasks/s  ETA %s ", a->name, bar,
+                100 * frac, (long long)info->done, (long long)info->total, info->rate, eta);
+        if (info->done >= info->total)
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "%s: progress %lld/%lld tasks (%.1f%%), %.3g tasks/s, elapsed %s, ETA %s\n",
+                a->name, (long long)info->done, (long long)info->total, 100 * frac, info->rate,
+                elapsed, eta);
+    }
+    fflush(stderr);
+}
+
+int app_finish(app *a, int run_status, const mpmap_report *report)
+{
+    int code = APP_EXIT_OK;
+    char err[MPMAP_H5_ERROR_MAX] = "";
+    if (run_status == MPMAP_OK) {
+        if (a->rank == 0) {
+            if (mpmap_h5_commit(a->h5, err, sizeof err) != 0) {
+                fprintf(stderr, "%s: cannot write '%s': %s (results kept in '%s'; rerun with --resume)\n",
+                        a->name, a->common.output, err, a->checkpoint_path);
+                code = APP_EXIT_FAILED;
+            } else {
+                unlink(a->checkpoint_path);
+            }
+            a->h5 = NULL;
+        }
+    } else {
+        if (a->rank == 0 && a->h5) {
+            mpmap_h5_abort(a->h5);
+            a->h5 = NULL;
+        }
+        switch (run_status) {
+        case MPMAP_EINTERRUPTED:
+            app_error(a, "interrupted: %lld/%lld tasks done; rerun with --resume",
+                      (long long)report->tasks_done, (long long)report->tasks_total);
+            code = APP_EXIT_INTERRUPTED;
+            break;
+        case MPMAP_ERESUME:
+        case MPMAP_EINVAL:
+            app_error(a, "%s", report->message);
+            code = APP_EXIT_USAGE;
+            break;
+        default:
+            app_error(a, "%s%s", report->message,
+                      report->tasks_done > 0 ? "; completed tasks are saved, rerun with --resume"
+                                             : "");
+            code = APP_EXIT_FAILED;
+            break;
+        }
+    }
+    /* Every rank leaves with rank 0's verdict (a commit can fail on rank 0 only). */
+    MPI_Bcast(&code, 1, MPI_INT, 0, a->comm);
+    return code;
+}
+
+int app_exit(app *a, int code)
+{
+    if (a->rank == 0 && a->h5)
+        mpmap_h5_abort(a->h5);
+    mpmap_cli_free(a->options, a->noptions);
+    MPI_Finalize();
+    return code;
+}
+
+int app_load_matrix(app *a, const char *flag, const char *spec, double **data, int64_t *rows,
+                    int64_t *cols)
+{
+    int64_t shape[2] = { 0, 0 };
+    int code = 0;
+    char err[APP_MESSAGE_MAX] = "";
+    *data = NULL;
+    if (a->rank == 0) {
+        char why[MPMAP_H5_ERROR_MAX];
+        if (mpmap_h5_read_matrix(spec, data, &shape[0], &shape[1], why, sizeof why) != 0) {
+            snprintf(err, sizeof err, "%s: %s", flag, why);
+            code = APP_EXIT_USAGE;
+        }
+    }
+    code = app_agree(a, code, err);
+    if (code != 0)
+        return code;
+    MPI_Bcast(shape, 2, MPI_INT64_T, 0, a->comm);
+    if (a->rank != 0) {
+        *data = malloc((size_t)(shape[0] * shape[1]) * sizeof(double) + 1);
+        if (!*data)
+            MPI_Abort(a->comm, APP_EXIT_FAILED);
+    }
+    /* Broadcast in pieces: MPI counts are int. */
+    int64_t total = shape[0] * shape[1];
+    const int64_t piece = (int64_t)1 << 26;
+    for (int64_t off = 0; off < total; off += piece) {
+        int64_t n = total - off < piece ? total - off : piece;
+        MPI_Bcast(*data + off, (int)n, MPI_DOUBLE, 0, a->comm);
+    }
+    *rows = shape[0];
+    *cols = shape[1];
+    return 0;
+}

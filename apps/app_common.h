@@ -1,0 +1,115 @@
+/*
+ * What every mpmap app does the same way: MPI start-up, signal handling,
+ * flag parsing with the shared flags, validation on rank 0 with one verdict
+ * for all ranks, the output file and its checkpoint, provenance, progress
+ * lines, and exit codes.
+ *
+ * Exit codes (the same on every rank):
+ *   0  success
+ *   1  the run failed (a task failed, an I/O error)
+ *   2  bad input: a flag, an input file, an existing output; nothing written
+ *   3  interrupted (SIGTERM/SIGINT); completed work is saved, rerun with --resume
+ */
+#ifndef MPMAP_APP_COMMON_H
+#define MPMAP_APP_COMMON_H
+
+#include "mpmap.h"
+#include "mpmap_cli.h"
+#include "mpmap_h5.h"
+
+#include <signal.h>
+#include <stdbool.h>
+
+enum { APP_EXIT_OK = 0, APP_EXIT_FAILED = 1, APP_EXIT_USAGE = 2, APP_EXIT_INTERRUPTED = 3 };
+
+#define APP_MESSAGE_MAX 2048
+#define APP_MAX_OPTIONS 48
+
+typedef struct app {
+    const char *name;
+    int argc;
+    char **argv;
+    int rank, size;
+    MPI_Comm comm;
+
+    /* flags */
+    mpmap_option options[APP_MAX_OPTIONS];
+    size_t noptions;
+    mpmap_cli_common common;
+    int progress_interval_seen;
+
+    /* derived */
+    mpmap_config config;
+    char checkpoint_path[4096];
+    char fingerprint[8192];
+
+    /* rank 0 only */
+    mpmap_h5 *h5;
+    bool stderr_is_tty;
+    double last_progress_width;
+} app;
+
+/* Initialises MPI and the app record, installs SIGTERM/SIGINT handlers. */
+void app_init(app *a, const char *name, int *argc, char ***argv);
+
+/* Adds one of the app's options to the table (before app_parse). */
+void app_add_option(app *a, mpmap_option option);
+
+/*
+ * Parses the command line (all ranks, identically). Returns -1 when the app
+ * should go on, else an exit code (after --help/--version: 0; bad flags: 2,
+ * with the message printed once by rank 0).
+ */
+int app_parse(app *a, const char *default_output, const char *summary);
+
+/*
+ * Shares rank 0's verdict on whatever it validated (input files, values
+ * that need data): every rank returns the same code, rank 0 prints the
+ * message. ok_code is 0 when rank 0 found nothing wrong.
+ */
+int app_agree(app *a, int code, const char *message);
+
+/*
+ * Rank 0: checks the output path and the checkpoint beside it against
+ * --force/--resume, and fills config/fingerprint for the job. extra is
+ * appended to the fingerprint (e.g. the input's shape). Returns 0 or fills
+ * msg and returns APP_EXIT_USAGE. Call on rank 0, then app_agree.
+ */
+int app_check_output(app *a, const char *extra, char *msg, size_t msglen);
+
+/* Every rank: configuration shared by the app's run (after app_check_output
+ * and app_agree). Sets checkpoint path, fingerprint, interrupt flag. */
+void app_configure(app *a, const char *extra);
+
+/* Rank 0: creates the temporary output file. */
+int app_create_output(app *a, char *msg, size_t msglen);
+
+/* Rank 0: writes provenance attributes (command line, ranks, schedule...). */
+int app_write_provenance(app *a, const mpmap_report *report, int nextra,
+                         const char *const *keys, const char *const *values);
+
+/*
+ * Finishes the run on every rank: on success (rank 0) commits the output and
+ * removes the checkpoint; otherwise removes the partial output, keeps the
+ * checkpoint and prints what happened. Returns the exit code.
+ */
+int app_finish(app *a, int run_status, const mpmap_report *report);
+
+/* Finalizes MPI and returns code, for `return app_exit(&a, code);`. */
+int app_exit(app *a, int code);
+
+/* job.trace adapter: context must be the app. */
+int app_trace(const mpmap_trace_entry *entry, void *app_ptr);
+
+/* Progress line or bar on rank 0's stderr unless --quiet. */
+void app_progress(app *a, const mpmap_progress_info *info);
+
+/* Prints "NAME: message" on rank 0's stderr. */
+void app_error(const app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads FILE.h5:/DATASET on rank 0 and broadcasts it to every rank. Returns 0
+ * or APP_EXIT_USAGE on every rank (rank 0 prints the reason). */
+int app_load_matrix(app *a, const char *flag, const char *spec, double **data, int64_t *rows,
+                    int64_t *cols);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * Tests of the kde_sweep numerical kernels against direct formulas: the
+ * hypercube count and density, the Gaussian density, and the K-fold
+ * cross-validated log-likelihood (double-loop and long-double log-sum-exp
+ * references), plus the bitwise reproducibility of batched scores.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kde_kernels.h"
+#include "mpmap.h"
+
+/* xorshift64* generator: the tests must not depend on libc's rand. */
+typedef struct {
+    uint64_t s;
+} test_rng;
+
+static double rng_uniform(test_rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (double)((r->s * 0x2545F4914F6CDD1DULL) >> 11) * 0x1p-53;
+}
+
+static double rng_normal(test_rng *r)
+{
+    const double u = rng_uniform(r), v = rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
+}
+
+static double *normal_samples(int64_t n, int d, uint64_t seed)
+{
+    test_rng r = { seed * 0x9E3779B97F4A7C15ULL + 1 };
+    double *x = malloc(sizeof *x * (size_t)(n * d));
+    assert_non_null(x);
+    for (int64_t i = 0; i < n * d; i++)
+        x[i] = rng_normal(&r);
+    return x;
+}
+
+static void assert_rel(double got, double want, double tol)
+{
+    const double err = fabs(got - want);
+    if (!(err <= tol * fabs(want)))
+        fail_msg("got %.17g want %.17g (rel %.3g > %.3g)", got, want, err / fabs(want), tol);
+}
+
+/* Rows [begin, begin + len) form fold f: the first n mod K folds are one row longer. */
+static void fold_bounds(int64_t n, int k, int f, int64_t *begin, int64_t *len)
+{
+    *len = n / k + (f < n % k ? 1 : 0);
+    *begin = (int64_t)f * (n / k) + (f < n % k ? f : n % k);
+}
+
+/* Straightforward definition: log of the mean of Gaussian kernel values. */
+static double cv_reference_direct(const double *x, int64_t n, int d, int k, double h)
+{
+    const double two_pi = 6.283185307179586476925;
+    double total = 0.0;
+    for (int f = 0; f < k; f++) {
+        int64_t b, len;
+        fold_bounds(n, k, f, &b, &len);
+        double score = 0.0;
+        for (int64_t i = b; i < b + len; i++) {
+            double mean = 0.0;
+            for (int64_t y = 0; y < n; y++) {
+                if (y >= b && y < b + len)
+                    continue;
+                double s = 0.0;
+                for (int j = 0; j < d; j++)
+                    s += (x[i * d + j] - x[y * d + j]) * (x[i * d + j] - x[y * d + j]);
+                mean += pow(two_pi * h * h, -0.5 * d) * exp(-s / (2.0 * h * h));
+            }
+            score += log(mean / (double)(n - len));
+        }
+        total += score;
+    }
+    return total / k;
+}
+
+/* Long-double log-sum-exp around each row's own largest term: finite for any h. */
+static double cv_reference_lse(const double *x, int64_t n, int d, int k, double h)
+{
+    const long double two_pi = 6.283185307179586476925286766559L;
+    const long double hh = (long double)h * h;
+    long double total = 0.0L;
+    for (int f = 0; f < k; f++) {
+        int64_t b, len;
+        fold_bounds(n, k, f, &b, &len);
+        for (int64_t i = b; i < b + len; i++) {
+            long double m = INFINITY;
+            for (int64_t y = 0; y < n; y++) {
+                if (y >= b && y < b + len)
+                    continue;
+                long double s = 0.0L;
+                for (int j = 0; j < d; j++) {
+                    const long double u = (long double)x[i * d + j] - x[y * d + j];
+                    s += u * u;
+                }
+                m = s < m ? s : m;
+            }
+            long double acc = 0.0L;
+            for (int64_t y = 0; y < n; y++) {
+                if (y >= b && y < b + len)
+                    continue;
+                long double s = 0.0L;
+                for (int j = 0; j < d; j++) {
+                    const long double u = (long double)x[i * d + j] - x[y * d + j];
+                    s += u * u;
+                }
+                acc += expl(-(s - m) / (2.0L * hh));
+            }
+            total += logl(acc) - m / (2.0L * hh) - logl((long double)(n - len)) -
+                     0.5L * d * logl(two_pi * hh);
+        }
+    }
+    return (double)(total / k);
+}
+
+/* ------------------------------------------------------------ hypercube */
+
+static int64_t count_direct(const double *x, int64_t n, int d, const double *p, double h)
+{
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int in = 1;
+        for (int j = 0; j < d; j++)
+            if (fabs(x[i * d + j] - p[j]) > h / 2)
+                in = 0;
+        c += in;
+    }
+    return c;
+}
+
+static void test_hypercube_count_matches_direct_loop(void **state)
+{
+    (void)state;
+    for (int d = 1; d <= 5; d++) {
+        double *x = normal_samples(300, d, 10 + (uint64_t)d);
+        test_rng r = { 77 + (uint64_t)d };
+        for (int trial = 0; trial < 20; trial++) {
+            double p[5];
+            for (int j = 0; j < d; j++)
+                p[j] = rng_normal(&r);
+            const double h = 0.1 + 3.0 * rng_uniform(&r);
+            assert_int_equal(kde_hypercube_count(x, 300, d, p, h), count_direct(x, 300, d, p, h));
+        }
+        free(x);
+    }
+}
+
+static void test_hypercube_counts_samples_on_the_face(void **state)
+{
+    (void)state;
+    /* h = 0.5: half-width 0.25; all differences below are exact in binary. */
+    const double p[2] = { 0.25, -0.5 };
+    const double x[] = {
+        0.5,  -0.5,  /* on the face in x: counts */
+        0.0,  -0.25, /* on a corner: counts */
+        0.5,  -0.75, /* on a corner: counts */
+        0.5000000000000001, -0.5, /* just outside: does not count */
+        0.25, -0.5,  /* the centre: counts */
+        0.25, -0.7500000000000001, /* just outside in y */
+    };
+    assert_int_equal(kde_hypercube_count(x, 6, 2, p, 0.5), 4);
+    const double line[] = { -1.0, 1.0, 0.0, 1.0000000000000002 };
+    const double origin = 0.0;
+    assert_int_equal(kde_hypercube_count(line, 4, 1, &origin, 2.0), 3);
+}
+
+static void test_hypercube_density_divides_by_volume(void **state)
+{
+    (void)state;
+    /* count / (n h^d): 12 of 400 samples in a cube of side 0.5 in 3-D. */
+    assert_rel(kde_hypercube_density(12, 400, 3, 0.5), 12.0 / (400.0 * 0.125), 1e-15);
+    assert_rel(kde_hypercube_density(7, 100, 1, 0.2), 7.0 / (100.0 * 0.2), 1e-15);
+    /* With many uniform samples on [0,1]^2 the density at the centre is ~1. */
+    const int64_t n = 40000;
+    double *x = malloc(sizeof *x * (size_t)(2 * n));
+    assert_non_null(x);
+    test_rng r = { 5 };
+    for (int64_t i = 0; i < 2 * n; i++)
+        x[i] = rng_uniform(&r);
+    const double centre[2] = { 0.5, 0.5 };
+    const int64_t c = kde_hypercube_count(x, n, 2, centre, 0.2);
+    assert_true(fabs(kde_hypercube_density(c, n, 2, 0.2) - 1.0) < 0.1);
+    free(x);
+}
+
+/* ------------------------------------------------------------- Gaussian */
+
+static void test_gaussian_density_matches_direct_formula(void **state)
+{
+    (void)state;
+    const double two_pi = 6.283185307179586476925;
+    for (int d = 1; d <= 4; d++) {
+        for (int64_t n = 1; n <= 301; n += 100) {
+            double *x = normal_samples(n, d, 100 + (uint64_t)(d * 1000 + n));
+            test_rng r = { 9 + (uint64_t)d };
+            for (int trial = 0; trial < 5; trial++) {
+                double p[4];
+                for (int j = 0; j < d; j++)
+                    p[j] = rng_normal(&r);
+                const double hs[] = { 0.05, 0.3, 1.0, 7.0 };
+                for (int k = 0; k < 4; k++) {
+                    const double h = hs[k];
+                    long double sum = 0.0L;
+                    for (int64_t i = 0; i < n; i++) {
+                        long double s = 0.0L;
+                        for (int j = 0; j < d; j++)
+                            s += ((long double)x[i * d + j] - p[j]) * (x[i * d + j] - p[j]);
+                        sum += expl(-s / (2.0L * h * h));
+                    }
+                    const double want =
+                        (double)(sum / n * powl((long double)two_pi * h * h, -0.5L * d));
+                    if (want < 1e-300)
+                        continue;
+                    assert_rel(kde_gaussian_density(x, n, d, p, h), want, 1e-12);
+                }
+            }
+            free(x);
+        }
+    }
+}
+
+static void test_standard_normal_density_matches_formula(void **state)
+{
+    (void)state;
+    const double p1 = 0.7;
+    assert_rel(kde_standard_normal_density(&p1, 1), exp(-0.245) / sqrt(2.0 * 3.14159265358979323846), 1e-15);
+    const double p3[3] = { 0.1, -1.0, 2.0 };
+    assert_rel(kde_standard_normal_density(p3, 3), pow(2.0 * 3.14159265358979323846, -1.5) * exp(-0.5 * 5.01),
+               1e-15);
+}
+
+/* ------------------------------------------------------------------ CV */
+
+static void test_cv_score_matches_double_loop_reference(void **state)
+{
+    (void)state;
+    const int ks[] = { 2, 3, 5, 7 };
+    const int64_t ns[] = { 50, 97, 200 };
+    const double hs[] = { 0.08, 0.3, 1.0, 4.0 };
+    for (int d = 1; d <= 3; d++) {
+        for (int ni = 0; ni < 3; ni++) {
+            const int64_t n = ns[ni];
+            double *x = normal_samples(n, d, (uint64_t)(d * 100 + ni));
+            for (int ki = 0; ki < 4; ki++) {
+                kde_cv_plan *plan = NULL;
+                assert_int_equal(kde_cv_plan_create(x, n, d, ks[ki], &plan), 0);
+                assert_int_equal(kde_cv_plan_rows(plan), n);
+                assert_int_equal(kde_cv_plan_dim(plan), d);
+                assert_int_equal(kde_cv_plan_folds(plan), ks[ki]);
+                for (int hi = 0; hi < 4; hi++)
+                    assert_rel(kde_cv_score(plan, hs[hi]),
+                               cv_reference_direct(x, n, d, ks[ki], hs[hi]), 1e-10);
+                kde_cv_plan_free(plan);
+            }
+            free(x);
+        }
+    }
+}
+
+static void test_cv_score_handles_higher_dimensions(void **state)
+{
+    (void)state;
+    /* d = 6 runs the generic (non-specialised) kernel. */
+    const int64_t n = 83;
+    double *x = normal_samples(n, 6, 606);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, n, 6, 4, &plan), 0);
+    for (double h = 0.3; h < 5.0; h *= 2.5)
+        assert_rel(kde_cv_score(plan, h), cv_reference_direct(x, n, 6, 4, h), 1e-10);
+    kde_cv_plan_free(plan);
+    free(x);
+}
+
+static void test_cv_score_is_finite_and_exact_for_tiny_widths(void **state)
+{
+    (void)state;
+    /* Direct exp underflows to 0 for all pairs here; log-sum-exp must not. */
+    const double hs[] = { 1e-3, 1e-4, 1e-6 };
+    for (int d = 1; d <= 3; d++) {
+        const int64_t n = 150;
+        double *x = normal_samples(n, d, 4242 + (uint64_t)d);
+        /* Near-duplicate rows across folds: the nearest-row term dominates. */
+        x[(n - 1) * d] = x[0] + 1e-7;
+        kde_cv_plan *plan = NULL;
+        assert_int_equal(kde_cv_plan_create(x, n, d, 5, &plan), 0);
+        for (int i = 0; i < 3; i++) {
+            const double got = kde_cv_score(plan, hs[i]);
+            assert_true(isfinite(got));
+            assert_rel(got, cv_reference_lse(x, n, d, 5, hs[i]), 1e-12);
+        }
+        kde_cv_plan_free(plan);
+        free(x);
+    }
+}
+
+/* Double-precision log-sum-exp reference with a brute-force nearest row. */
+static double cv_reference_lse_double(const double *x, int64_t n, int d, int k, double h)
+{
+    const double inv = 1.0 / (2.0 * h * h);
+    double total = 0.0;
+    for (int f = 0; f < k; f++) {
+        int64_t b, len;
+        fold_bounds(n, k, f, &b, &len);
+        for (int64_t i = b; i < b + len; i++) {
+            double m = INFINITY;
+            for (int64_t y = 0; y < n; y++) {
+                if (y >= b && y < b + len)
+                    continue;
+                double s = 0.0;
+                for (int j = 0; j < d; j++)
+                    s += (x[i * d + j] - x[y * d + j]) * (x[i * d + j] - x[y * d + j]);
+                m = s < m ? s : m;
+            }
+            double acc = 0.0;
+            for (int64_t y = 0; y < n; y++) {
+                if (y >= b && y < b + len)
+                    continue;
+                double s = 0.0;
+                for (int j = 0; j < d; j++)
+                    s += (x[i * d + j] - x[y * d + j]) * (x[i * d + j] - x[y * d + j]);
+                acc += exp((m - s) * inv);
+            }
+            total += log(acc) - m * inv - log((double)(n - len)) -
+                     0.5 * d * log(6.283185307179586476925 * h * h);
+        }
+    }
+    return total / k;
+}
+
+static void test_cv_score_stable_for_tiny_width_on_large_data(void **state)
+{
+    (void)state;
+    /* The app's stress case: n = 10000, d = 2, h = 1e-3, where every plain
+     * exp(-d2 / (2 h^2)) underflows to 0. */
+    const int64_t n = 10000;
+    double *x = normal_samples(n, 2, 31337);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, n, 2, 5, &plan), 0);
+    const double s = kde_cv_score(plan, 1e-3);
+    assert_true(isfinite(s));
+    assert_rel(s, cv_reference_lse_double(x, n, 2, 5, 1e-3), 1e-12);
+    kde_cv_plan_free(plan);
+    free(x);
+}
+
+static void test_cv_scores_bitwise_equal_to_single_width(void **state)
+{
+    (void)state;
+    const int64_t n = 157;
+    double *x = normal_samples(n, 2, 2024);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, n, 2, 3, &plan), 0);
+    enum { W = 7 };
+    const double widths[W] = { 0.5, 1e-3, 0.07, 2.0, 0.2, 0.011, 30.0 };
+    double single[W];
+    for (int i = W - 1; i >= 0; i--) /* reverse order on purpose */
+        single[i] = kde_cv_score(plan, widths[i]);
+
+    double all[W];
+    kde_cv_scores(plan, widths, W, all);
+    assert_memory_equal(all, single, sizeof all);
+
+    /* Other groupings and orders: pairs, singletons, a shuffled batch. */
+    for (int i = 0; i + 1 < W; i += 2) {
+        double two[2];
+        kde_cv_scores(plan, widths + i, 2, two);
+        assert_memory_equal(two, single + i, sizeof two);
+    }
+    const int perm[W] = { 3, 6, 0, 5, 1, 4, 2 };
+    double shuffled_w[W], shuffled_s[W];
+    for (int i = 0; i < W; i++)
+        shuffled_w[i] = widths[perm[i]];
+    kde_cv_scores(plan, shuffled_w, W, shuffled_s);
+    for (int i = 0; i < W; i++)
+        assert_memory_equal(&shuffled_s[i], &single[perm[i]], sizeof(double));
+    /* Repeating a call gives the same bits. */
+    const double again = kde_cv_score(plan, widths[2]);
+    assert_memory_equal(&again, &single[2], sizeof again);
+    kde_cv_plan_free(plan);
+    free(x);
+}
+
+static void test_cv_plan_rejects_bad_fold_counts(void **state)
+{
+    (void)state;
+    double *x = normal_samples(10, 2, 1);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, 10, 2, 1, &plan), MPMAP_EINVAL);
+    assert_int_equal(kde_cv_plan_create(x, 10, 2, 0, &plan), MPMAP_EINVAL);
+    assert_int_equal(kde_cv_plan_create(x, 10, 2, 11, &plan), MPMAP_EINVAL);
+    assert_int_equal(kde_cv_plan_create(x, 10, 0, 2, &plan), MPMAP_EINVAL);
+    assert_int_equal(kde_cv_plan_create(NULL, 10, 2, 2, &plan), MPMAP_EINVAL);
+    assert_null(plan);
+    x[3] = NAN;
+    assert_int_equal(kde_cv_plan_create(x, 10, 2, 2, &plan), MPMAP_EINVAL);
+    x[3] = 0.5;
+    /* folds == n is allowed: leave-one-out. */
+    assert_int_equal(kde_cv_plan_create(x, 10, 2, 10, &plan), 0);
+    assert_rel(kde_cv_score(plan, 0.7), cv_reference_direct(x, 10, 2, 10, 0.7), 1e-10);
+    assert_true(isnan(kde_cv_score(plan, 0.0)));
+    assert_true(isnan(kde_cv_score(plan, -1.0)));
+    kde_cv_plan_free(plan);
+    kde_cv_plan_free(NULL);
+    free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hypercube_count_matches_direct_loop),
+        cmocka_unit_test(test_hypercube_counts_samples_on_the_face),
+        cmocka_unit_test(test_hypercube_density_divides_by_volume),
+        cmocka_unit_test(test_gaussian_density_matches_direct_formula),
+        cmocka_unit_test(test_standard_normal_density_matches_formula),
+        cmocka_unit_test(test_cv_score_matches_double_loop_reference),
+        cmocka_unit_test(test_cv_score_handles_higher_dimensions),
+        cmocka_unit_test(test_cv_score_is_finite_and_exact_for_tiny_widths),
+        cmocka_unit_test(test_cv_score_stable_for_tiny_width_on_large_data),
+        cmocka_unit_test(test_cv_scores_bitwise_equal_to_single_width),
+        cmocka_unit_test(test_cv_plan_rejects_bad_fold_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
