@@ -288,16 +288,70 @@ int app_exit(app *a, int code)
     return code;
 }
 
-int app_load_matrix(app *a, const char *flag, const char *spec, double **data, int64_t *rows,
+int app_shared_alloc(app *a, int64_t count, app_shared *s)
+{
+    memset(s, 0, sizeof *s);
+    s->count = count;
+    s->window = MPI_WIN_NULL;
+    s->leaders = MPI_COMM_NULL;
+    MPI_Comm_split_type(a->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &s->node);
+    int node_rank;
+    MPI_Comm_rank(s->node, &node_rank);
+    s->node_leader = node_rank == 0;
+    MPI_Comm_split(a->comm, s->node_leader ? 0 : MPI_UNDEFINED, a->rank, &s->leaders);
+    MPI_Aint bytes = s->node_leader ? (MPI_Aint)((size_t)count * sizeof(double)) : 0;
+    void *base = NULL;
+    int ok = MPI_Win_allocate_shared(bytes, sizeof(double), MPI_INFO_NULL, s->node, &base,
+                                     &s->window) == MPI_SUCCESS;
+    int all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, a->comm);
+    if (!all_ok)
+        return APP_EXIT_FAILED;
+    MPI_Aint size;
+    int unit;
+    MPI_Win_shared_query(s->window, 0, &size, &unit, &s->data);
+    return 0;
+}
+
+void app_shared_publish(app *a, app_shared *s, bool from_root)
+{
+    if (from_root && s->leaders != MPI_COMM_NULL) {
+        /* Rank 0 leads its node and is rank 0 among the leaders. MPI counts are int. */
+        const int64_t piece = (int64_t)1 << 26;
+        for (int64_t off = 0; off < s->count; off += piece) {
+            int64_t n = s->count - off < piece ? s->count - off : piece;
+            MPI_Bcast(s->data + off, (int)n, MPI_DOUBLE, 0, s->leaders);
+        }
+    }
+    (void)a;
+    /* Writers are done once everyone passed the barrier; the window's
+     * memory is coherent on a node after it (unified memory model). */
+    MPI_Win_sync(s->window);
+    MPI_Barrier(s->node);
+    MPI_Win_sync(s->window);
+}
+
+void app_shared_free(app_shared *s)
+{
+    if (s->window != MPI_WIN_NULL)
+        MPI_Win_free(&s->window);
+    if (s->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&s->leaders);
+    if (s->node != MPI_COMM_NULL && s->node != 0)
+        MPI_Comm_free(&s->node);
+    s->data = NULL;
+}
+
+int app_load_matrix(app *a, const char *flag, const char *spec, app_shared *out, int64_t *rows,
                     int64_t *cols)
 {
     int64_t shape[2] = { 0, 0 };
     int code = 0;
     char err[APP_MESSAGE_MAX] = "";
-    *data = NULL;
+    double *data = NULL;
     if (a->rank == 0) {
         char why[MPMAP_H5_ERROR_MAX];
-        if (mpmap_h5_read_matrix(spec, data, &shape[0], &shape[1], why, sizeof why) != 0) {
+        if (mpmap_h5_read_matrix(spec, &data, &shape[0], &shape[1], why, sizeof why) != 0) {
             snprintf(err, sizeof err, "%s: %s", flag, why);
             code = APP_EXIT_USAGE;
         }
@@ -306,18 +360,14 @@ int app_load_matrix(app *a, const char *flag, const char *spec, double **data, i
     if (code != 0)
         return code;
     MPI_Bcast(shape, 2, MPI_INT64_T, 0, a->comm);
-    if (a->rank != 0) {
-        *data = malloc((size_t)(shape[0] * shape[1]) * sizeof(double) + 1);
-        if (!*data)
-            MPI_Abort(a->comm, APP_EXIT_FAILED);
+    if (app_shared_alloc(a, shape[0] * shape[1], out) != 0) {
+        free(data);
+        return app_agree(a, APP_EXIT_FAILED, "not enough shared memory for the input");
     }
-    /* Broadcast in pieces: MPI counts are int. */
-    int64_t total = shape[0] * shape[1];
-    const int64_t piece = (int64_t)1 << 26;
-    for (int64_t off = 0; off < total; off += piece) {
-        int64_t n = total - off < piece ? total - off : piece;
-        MPI_Bcast(*data + off, (int)n, MPI_DOUBLE, 0, a->comm);
-    }
+    if (a->rank == 0)
+        memcpy(out->data, data, (size_t)(shape[0] * shape[1]) * sizeof(double));
+    free(data);
+    app_shared_publish(a, out, true);
     *rows = shape[0];
     *cols = shape[1];
     return 0;

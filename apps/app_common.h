@@ -107,9 +107,31 @@ void app_progress(app *a, const mpmap_progress_info *info);
 /* Prints "NAME: message" on rank 0's stderr. */
 void app_error(const app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reads FILE.h5:/DATASET on rank 0 and broadcasts it to every rank. Returns 0
- * or APP_EXIT_USAGE on every rank (rank 0 prints the reason). */
-int app_load_matrix(app *a, const char *flag, const char *spec, double **data, int64_t *rows,
+/*
+ * A read-only array shared by the ranks of a node (an MPI-3 shared-memory
+ * window): one copy per node instead of one per rank, so 8 ranks on a
+ * workstation do not hold 8 copies of a large input.
+ */
+typedef struct app_shared {
+    double *data;
+    int64_t count;
+    MPI_Win window;
+    MPI_Comm node;   /* the ranks sharing this copy */
+    MPI_Comm leaders; /* one rank per node; MPI_COMM_NULL elsewhere */
+    bool node_leader;
+} app_shared;
+
+/* Collective: allocates count doubles per node. 0 or APP_EXIT_FAILED everywhere. */
+int app_shared_alloc(app *a, int64_t count, app_shared *s);
+/* Collective: after the node leaders have written their copy (or rank 0
+ * has written its copy and broadcast is requested), makes it visible to all.
+ * With from_root, rank 0's contents are sent to every other node first. */
+void app_shared_publish(app *a, app_shared *s, bool from_root);
+void app_shared_free(app_shared *s);
+
+/* Reads FILE.h5:/DATASET on rank 0 into a node-shared array. Returns 0 or
+ * APP_EXIT_USAGE on every rank (rank 0 prints the reason). */
+int app_load_matrix(app *a, const char *flag, const char *spec, app_shared *out, int64_t *rows,
                     int64_t *cols);
 
 #endif

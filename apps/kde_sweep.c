@@ -347,20 +347,22 @@ int main(int argc, char **argv)
         return app_exit(&a, code);
 
     kde_problem p = { .a = &a, .widths = widths, .kernel = kernel, .folds = (int)folds };
-    double *data = NULL;
+    app_shared shared = { .window = MPI_WIN_NULL, .node = MPI_COMM_NULL, .leaders = MPI_COMM_NULL };
     if (synthetic) {
         p.n = samples;
         p.d = (int)dim;
-        data = malloc((size_t)(p.n * p.d) * sizeof *data);
-        if (!data) {
-            app_error(&a, "--samples: %lld x %d samples do not fit in memory", (long long)p.n, p.d);
-            return app_exit(&a, APP_EXIT_USAGE);
+        if (app_shared_alloc(&a, p.n * p.d, &shared) != 0) {
+            code = app_agree(&a, APP_EXIT_USAGE, "--samples: the samples do not fit in memory");
+            return app_exit(&a, code);
         }
-        /* Every rank draws the same rows: one stream per row. */
-        mpmap_rng_rows_normal((uint64_t)seed, 0, (size_t)p.n, (size_t)p.d, data);
+        /* One copy per node, drawn by the node's first rank; row i is
+         * random stream i, so the data never depends on the rank count. */
+        if (shared.node_leader)
+            mpmap_rng_rows_normal((uint64_t)seed, 0, (size_t)p.n, (size_t)p.d, shared.data);
+        app_shared_publish(&a, &shared, false);
     } else {
         int64_t rows, cols;
-        code = app_load_matrix(&a, "--input", input, &data, &rows, &cols);
+        code = app_load_matrix(&a, "--input", input, &shared, &rows, &cols);
         if (code != 0)
             return app_exit(&a, code);
         p.n = rows;
@@ -370,6 +372,7 @@ int main(int argc, char **argv)
             return app_exit(&a, code);
         }
     }
+    const double *data = shared.data;
     p.samples = data;
 
     /* Points: default the origin, each --point must match the data's dimension. */
@@ -399,7 +402,7 @@ int main(int argc, char **argv)
     }
     code = app_agree(&a, code, msg);
     if (code != 0) {
-        free(data);
+        app_shared_free(&shared);
         free(p.points);
         return app_exit(&a, code);
     }
@@ -482,6 +485,6 @@ int main(int argc, char **argv)
     free(p.cv);
     free(p.scratch);
     free(p.points);
-    free(data);
+    app_shared_free(&shared);
     return app_exit(&a, code);
 }
