@@ -21,10 +21,25 @@ static void on_signal(int signo)
     app_interrupted = 1;
 }
 
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 void app_init(app *a, const char *name, int *argc, char ***argv)
 {
     memset(a, 0, sizeof *a);
+    /* Before MPI_Init too: a SIGTERM that lands while MPI starts up must
+     * not kill the rank without a word. Again after it, in case the MPI
+     * library installed handlers of its own. */
+    install_signal_handlers();
     MPI_Init(argc, argv);
+    install_signal_handlers();
     a->name = name;
     a->argc = *argc;
     a->argv = *argv;
@@ -34,13 +49,6 @@ void app_init(app *a, const char *name, int *argc, char ***argv)
     mpmap_cli_common_init(&a->common);
     mpmap_config_init(&a->config);
     a->stderr_is_tty = isatty(STDERR_FILENO);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
 }
 
 void app_add_option(app *a, mpmap_option option)
@@ -71,6 +79,9 @@ int app_parse(app *a, const char *default_output, const char *summary)
         if (strcmp(a->options[a->noptions + i].name, "--progress-interval") == 0)
             a->options[a->noptions + i].seen = &a->progress_interval_seen;
     a->noptions += (size_t)n;
+    /* The apps pick the interval by where stderr goes (see below). */
+    snprintf(a->common.interval_default, sizeof a->common.interval_default,
+             "0.25 on a tty, 10 otherwise");
 
     char err[APP_MESSAGE_MAX];
     int rc = mpmap_cli_parse(a->name, a->options, a->noptions, a->argc, a->argv, err, sizeof err);

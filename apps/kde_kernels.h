@@ -77,7 +77,8 @@ int kde_cv_plan_folds(const kde_cv_plan *plan);
  * Kernel terms below exp(-40) / n_train of the largest term of a row are
  * skipped in whole blocks; together they change the row's sum by less than
  * 1e-17 relative, below double resolution. Returns NaN for h <= 0 or non-finite h.
- * The result depends only on the plan and h (bitwise).
+ * The result depends only on the plan and h (bitwise), and is within ~1e-13
+ * relative per kernel term of the exact value.
  */
 double kde_cv_score(const kde_cv_plan *plan, double h);
 
@@ -86,6 +87,25 @@ double kde_cv_score(const kde_cv_plan *plan, double h);
  * to the single-width call whatever the grouping or order of the widths.
  */
 void kde_cv_scores(const kde_cv_plan *plan, const double *widths, int count, double *scores);
+
+/*
+ * 1 if kde_cv_score evaluates width h with the expanded exponent
+ * |x|^2 + |y|^2 - 2 x.y of centred coordinates (moderate and large widths:
+ * c R^2 <= 128 with c = 1 / (2 h^2) and R^2 the largest squared distance of a
+ * sample from the samples' mean, which keeps every kernel term within ~1e-13
+ * relative), 0 if it uses the direct difference form (small widths, and h
+ * that kde_cv_score rejects). Depends only on the plan and h.
+ */
+int kde_cv_plan_expanded(const kde_cv_plan *plan, double h);
+
+/*
+ * 2^t as the cross-validation kernels compute it (table of 2^(j/16) and a
+ * degree-6 polynomial; within ~2 ulp of 2^t), for t <= 0; 2^t below 2^-1020
+ * (and NaN) gives 0. kde_exp2 is the scalar path, kde_exp2_many the widest
+ * vector path of the build; they give the same bits.
+ */
+double kde_exp2(double t);
+void kde_exp2_many(const double *t, int64_t n, double *out);
 
 #ifdef __cplusplus
 }

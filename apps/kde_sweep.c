@@ -56,7 +56,9 @@ static int kde_map(int64_t begin, int64_t end, void *records, mpmap_task_error *
             double density;
             if (p->kernel == KERNEL_HYPERCUBE) {
                 int64_t count = kde_hypercube_count(p->samples, p->n, p->d, point, h);
-                density = kde_hypercube_density(count, p->n, p->d, h);
+                /* No sample in the window is density 0, also when h^d
+                 * underflows (0/0 would give NaN). */
+                density = count == 0 ? 0.0 : kde_hypercube_density(count, p->n, p->d, h);
                 memcpy(rec + p->count_offset + (size_t)j * sizeof(int64_t), &count, sizeof count);
             } else {
                 density = kde_gaussian_density(p->samples, p->n, p->d, point, h);
@@ -227,7 +229,7 @@ static int write_summary(kde_problem *p, app *a, const mpmap_report *report, boo
                 err[t * p->m + j] = fabs(p->density[t * p->m + j] - ref[j]);
                 mean += err[t * p->m + j] / (double)p->m;
             }
-            if (mean < best_mean) {
+            if (!isnan(mean) && mean < best_mean) {
                 best_mean = mean;
                 best = t;
             }
@@ -263,9 +265,9 @@ static int write_summary(kde_problem *p, app *a, const mpmap_report *report, boo
         free(err);
     }
     if (rc == 0 && p->folds > 0) {
-        int64_t best = 0;
+        int64_t best = 0; /* the highest score; NaN scores never win */
         for (int64_t t = 1; t < k; t++)
-            if (p->cv[t] > p->cv[best])
+            if (!isnan(p->cv[t]) && (isnan(p->cv[best]) || p->cv[t] > p->cv[best]))
                 best = t;
         *best_cv_width = width_of(p, best);
         rc = mpmap_h5_attr_double(f, "/", "best_width_cv", *best_cv_width);
@@ -429,7 +431,7 @@ int main(int argc, char **argv)
         if (!p.density || !p.cv) {
             snprintf(msg, sizeof msg, "--widths: %lld widths do not fit in memory",
                      (long long)p.widths.count);
-            code = APP_EXIT_FAILED;
+            code = APP_EXIT_USAGE;
         } else {
             code = create_outputs(&p, &a, msg, sizeof msg);
         }

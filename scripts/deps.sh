@@ -22,7 +22,7 @@ MPMAP_BUILD_PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-de
   libhdf5-openmpi-dev hdf5-tools libcmocka-dev librandom123-dev libsleef-dev)
 # What the test suite needs on top: Python checks of the output files, the fuzzer.
 MPMAP_TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev time)
 
 # Open MPI refuses to run as root and to place more ranks than cores unless
 # told; a workstation user running the quick start wants both to just work.

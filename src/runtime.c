@@ -7,17 +7,21 @@
  *           task ranges of one chunk; n = 0 means STOP (no more work).
  *   RESULT  worker -> manager: result_header, records, then (if flagged) one
  *           int32 status per task. Each message covers a contiguous piece of
- *           an assignment; the last piece of an assignment carries
- *           RESULT_COMPLETE and doubles as the request for the next chunk.
+ *           an assignment; the last piece carries RESULT_COMPLETE. A message
+ *           flagged RESULT_REQUEST (a piece, or a bare header) asks for the
+ *           next chunk and gets exactly one ASSIGN back.
  *   CANCEL  manager -> worker: stop early (error, interrupt). Sent at most
  *           once per worker; the final broadcast says whether it was sent so
  *           a worker that has not seen it yet receives it before returning.
  *
- * Tokens: the manager first sends `prefetch` messages to each worker and
- * answers every COMPLETE result with exactly one ASSIGN (a chunk or STOP).
- * So a worker always holds up to `prefetch` chunks (it never waits for the
- * round trip), and it is finished once it has received `prefetch` STOPs;
- * no message is ever left unmatched.
+ * Demand-driven hand-out: every worker gets one chunk at the start and then
+ * asks for the next one while it still has work (see worker_wants_chunk), so
+ * it never waits for the round trip, yet the size of that next chunk is
+ * decided as late as possible. A worker has at most one request in flight;
+ * it is finished when it holds no chunk, has no request in flight, and was
+ * told STOP (or to cancel). The manager is finished when every worker was
+ * told STOP and every chunk it handed out came back COMPLETE, so no message
+ * is ever left unmatched.
  *
  * Rank 0 computes too: it runs its own chunks in short time slices and
  * serves worker messages between slices. Every wait is a poll with a
@@ -33,6 +37,7 @@
 #include "mpmap.h"
 
 #include "checkpoint.h"
+#include "reduce.h"
 #include "schedule.h"
 
 #include <math.h>
@@ -49,7 +54,8 @@ enum {
     RESULT_HAS_STATUS = 2,  /* per-task status codes follow the records */
     RESULT_FAILED = 4,      /* a task failed under MPMAP_ON_ERROR_STOP */
     RESULT_INTERRUPTED = 8, /* the worker saw its interrupt flag */
-    RESULT_TASK_ERROR = 16  /* message holds a failure under ..._CONTINUE */
+    RESULT_TASK_ERROR = 16, /* message holds a failure under ..._CONTINUE */
+    RESULT_REQUEST = 32     /* the worker asks for its next chunk: answer it */
 };
 
 typedef struct result_header {
@@ -260,10 +266,24 @@ typedef struct worker {
     run *r;
     assignment *queue;
     size_t queued, head, capacity;
-    int stops;
-    bool cancelled;
+    int requests;             /* ASSIGN messages still to come: the initial one
+                                 counts as requested, then one per request */
+    bool stopped;             /* the manager has no more chunks */
+    bool cancelled;           /* the manager asked to stop early */
+    bool halted;              /* stop computing: cancelled or interrupted */
+    double seconds_per_task;  /* running estimate; 0 until measured */
+    int64_t current_left;     /* tasks left in the assignment being computed */
+    int64_t current_total;
     send_list sends;
 } worker;
+
+static int64_t assignment_tasks(const int64_t *ranges)
+{
+    int64_t n = 0;
+    for (int64_t k = 0; k < ranges[0]; k++)
+        n += ranges[2 + 2 * k] - ranges[1 + 2 * k];
+    return n;
+}
 
 /* Receives whatever the manager has sent, without blocking. */
 static int worker_poll(worker *w)
@@ -285,8 +305,9 @@ static int worker_poll(worker *w)
             free(ranges);
             return MPMAP_EMPI;
         }
+        w->requests--;
         if (ranges[0] == 0) {
-            w->stops++;
+            w->stopped = true;
             free(ranges);
             continue;
         }
@@ -315,9 +336,49 @@ static int worker_poll(worker *w)
             char dummy;
             MPI_Recv(&dummy, 1, MPI_BYTE, 0, TAG_CANCEL, w->r->comm, MPI_STATUS_IGNORE);
             w->cancelled = true;
+            w->halted = true;
         }
     }
+    if (interrupted(w->r))
+        w->halted = true;
     return MPMAP_OK;
+}
+
+/*
+ * Whether to ask for the next chunk now. A worker asks early enough that
+ * the answer arrives before it runs dry, and late enough that the scheduler
+ * decides the size of that chunk with fresh knowledge of what is left:
+ * when it holds nothing, or when the work it holds is estimated to end
+ * within max(half of the current chunk, 2 ms) and it holds fewer than
+ * `prefetch` chunks. Asking for two large guided chunks at the start would
+ * leave the other ranks idle at the end.
+ */
+static bool worker_wants_chunk(const worker *w, bool computing)
+{
+    if (w->requests > 0 || w->stopped || w->halted)
+        return false;
+    size_t held = w->queued + (computing ? 1 : 0);
+    if (held == 0)
+        return true;
+    if (held >= (size_t)w->r->params.prefetch || w->seconds_per_task <= 0)
+        return false;
+    int64_t left = computing ? w->current_left : 0;
+    for (size_t i = 0; i < w->queued; i++)
+        left += assignment_tasks(w->queue[(w->head + i) % w->capacity].ranges);
+    double remaining = w->seconds_per_task * (double)left;
+    double current = w->seconds_per_task * (double)(computing ? w->current_total : 0);
+    double threshold = 0.5 * current > 0.002 ? 0.5 * current : 0.002;
+    return remaining <= threshold;
+}
+
+static int worker_request(worker *w)
+{
+    result_header *h = calloc(1, sizeof *h);
+    if (!h)
+        return MPMAP_ENOMEM;
+    h->flags = RESULT_REQUEST;
+    w->requests++;
+    return sends_post(&w->sends, h, (int)sizeof *h, 0, TAG_RESULT, w->r->comm);
 }
 
 /* A result message under construction: header, records, statuses. */
@@ -353,10 +414,16 @@ static int piece_open(piece *p, int64_t begin, int64_t room, size_t record_size,
 }
 
 /* Sends the first p->filled tasks of the piece. Records are followed by
- * the statuses only when some task failed, so the common case carries none. */
+ * the statuses only when some task failed, so the common case carries none.
+ * A piece that completes an assignment also carries the request for the
+ * next chunk when one is due, saving a message. */
 static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error *err)
 {
     size_t rs = (size_t)w->r->params.record_size;
+    if ((flags & RESULT_COMPLETE) && worker_wants_chunk(w, false)) {
+        flags |= RESULT_REQUEST;
+        w->requests++;
+    }
     result_header *h = piece_header(p);
     h->begin = p->begin;
     h->end = p->begin + p->filled;
@@ -386,8 +453,8 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
     const mpmap_job *job = r->job;
     size_t rs = (size_t)r->params.record_size;
     int64_t nranges = ranges[0];
-    bool stop = false;
-    for (int64_t k = 0; k < nranges && !stop; k++) {
+    w->current_total = w->current_left = assignment_tasks(ranges);
+    for (int64_t k = 0; k < nranges; k++) {
         int64_t b = ranges[1 + 2 * k], e = ranges[2 + 2 * k];
         bool last_range = (k == nranges - 1);
         piece p;
@@ -396,28 +463,36 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
         int64_t pos = b;
         while (pos < e) {
             int rc = worker_poll(w);
+            if (rc == MPMAP_OK && worker_wants_chunk(w, true))
+                rc = worker_request(w);
             if (rc != MPMAP_OK) {
                 free(p.buffer);
                 return rc;
             }
-            if (w->cancelled || interrupted(r)) {
-                stop = true;
+            if (w->halted)
                 break;
-            }
             int64_t slice_end = pos + (*slice_len < e - pos ? *slice_len : e - pos);
             double t = now();
             mpmap_task_error err;
             int64_t ok = run_map(job, pos, slice_end, piece_records(&p) + (size_t)(pos - p.begin) * rs,
                                  &err);
-            *slice_len = next_slice_length(*slice_len, now() - t, WORKER_SLICE_SECONDS);
+            double elapsed = now() - t;
+            if (ok > 0) {
+                double per_task = elapsed / (double)ok;
+                w->seconds_per_task = w->seconds_per_task > 0
+                                          ? 0.7 * w->seconds_per_task + 0.3 * per_task
+                                          : per_task;
+            }
+            *slice_len = next_slice_length(*slice_len, elapsed, WORKER_SLICE_SECONDS);
             p.filled += ok;
             pos += ok;
+            w->current_left -= ok;
             if (pos == slice_end)
                 continue;
             /* Task `pos` failed. */
             if (r->params.on_error == MPMAP_ON_ERROR_STOP) {
-                rc = piece_send(w, &p, RESULT_COMPLETE | RESULT_FAILED, &err);
-                return rc != MPMAP_OK ? rc : 1; /* 1: this assignment ended in failure */
+                w->halted = true; /* the manager will cancel everyone */
+                return piece_send(w, &p, RESULT_COMPLETE | RESULT_FAILED, &err);
             }
             /* Continue: mark the task, send the piece with the message, go on. */
             if (!p.has_status) {
@@ -428,32 +503,30 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
             piece_status(&p, rs)[pos - p.begin] = err.code;
             p.filled++;
             pos++;
-            int32_t flags = RESULT_TASK_ERROR | (pos == e && last_range ? RESULT_COMPLETE : 0);
-            rc = piece_send(w, &p, flags, &err);
+            w->current_left--;
+            bool done = pos == e && last_range;
+            rc = piece_send(w, &p, RESULT_TASK_ERROR | (done ? RESULT_COMPLETE : 0), &err);
             if (rc != MPMAP_OK)
                 return rc;
             if (pos < e && piece_open(&p, pos, e - pos, rs, MPI_Wtime() - r->t0) != MPMAP_OK)
                 return MPMAP_ENOMEM;
-            if (pos == e && last_range)
-                return MPMAP_OK;
-            if (pos == e)
-                goto next_range;
         }
-        {
-            int32_t flags = (stop ? RESULT_INTERRUPTED | RESULT_COMPLETE : 0) |
-                            (last_range ? RESULT_COMPLETE : 0);
-            int rc = piece_send(w, &p, flags, NULL);
+        if (w->halted) {
+            /* Keep what is done; the rest of the chunk is left for --resume. */
+            return piece_send(w, &p, RESULT_COMPLETE | RESULT_INTERRUPTED, NULL);
+        }
+        if (p.buffer) {
+            int rc = piece_send(w, &p, last_range ? RESULT_COMPLETE : 0, NULL);
             if (rc != MPMAP_OK)
                 return rc;
         }
-    next_range:;
     }
     return MPMAP_OK;
 }
 
 static int worker_main(run *r)
 {
-    worker w = { .r = r };
+    worker w = { .r = r, .requests = 1 };
     int rc = MPMAP_OK;
     int64_t slice_len = 1;
     backoff idle = { 0 };
@@ -465,24 +538,26 @@ static int worker_main(run *r)
             assignment a = w.queue[w.head];
             w.head = (w.head + 1) % w.capacity;
             w.queued--;
-            if (w.cancelled || interrupted(r)) {
-                /* Give the chunk back unstarted; the manager answers with STOP. */
+            if (w.halted) {
+                /* Hand the chunk back unstarted. */
                 piece p;
                 rc = piece_open(&p, a.ranges[1], 0, 0, MPI_Wtime() - r->t0);
                 if (rc == MPMAP_OK)
                     rc = piece_send(&w, &p, RESULT_COMPLETE | RESULT_INTERRUPTED, NULL);
             } else {
-                int outcome = worker_run_assignment(&w, a.ranges, &slice_len);
-                if (outcome < 0)
-                    rc = outcome;
+                rc = worker_run_assignment(&w, a.ranges, &slice_len);
             }
             free(a.ranges);
             sends_reap(&w.sends);
             idle.rounds = 0;
             continue;
         }
-        if (w.stops >= r->params.prefetch)
-            break;
+        if (w.requests == 0 && (w.stopped || w.halted))
+            break; /* nothing held, nothing asked, nothing more to come */
+        if (worker_wants_chunk(&w, false)) {
+            rc = worker_request(&w);
+            continue;
+        }
         backoff_pause(&idle);
     }
     int finish = sends_finish(&w.sends);
@@ -515,7 +590,8 @@ typedef struct manager {
     mpmap_range *pending;  /* real ranges still to compute (virtual space) */
     int64_t *offsets;
     size_t npending;
-    int *stops_sent;
+    bool *stopped;         /* worker was told STOP (or to cancel) */
+    int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
     send_list sends;
     mpmap_ckpt *ckpt;
     const mpmap_range *restored;
@@ -554,80 +630,12 @@ static void manager_stop(manager *m, int code, int64_t task, const char *message
     if (!m->cancel_sent) {
         m->cancel_sent = true;
         for (int w = 1; w <= m->workers; w++) {
+            m->stopped[w] = true; /* no chunk goes out any more */
             char *byte = malloc(1);
             if (byte) {
                 *byte = 0;
                 sends_post(&m->sends, byte, 1, w, TAG_CANCEL, m->r->comm);
             }
-        }
-    }
-}
-
-static void reduce_fold(manager *m, const char *record)
-{
-    const mpmap_job *job = m->r->job;
-    size_t rs = (size_t)m->r->params.record_size;
-    if (job->reduce_op == MPMAP_REDUCE_USER) {
-        job->reduce_fn(record, m->reduction, job->context);
-        return;
-    }
-    size_t width = job->reduce_type == MPMAP_INT32 ? 4 : 8;
-    for (size_t off = 0; off + width <= rs; off += width) {
-        if (job->reduce_type == MPMAP_DOUBLE) {
-            double x, acc;
-            memcpy(&x, record + off, 8);
-            memcpy(&acc, m->reduction + off, 8);
-            if (job->reduce_op == MPMAP_REDUCE_SUM)
-                acc += x;
-            else if (job->reduce_op == MPMAP_REDUCE_MIN ? x < acc : x > acc)
-                acc = x;
-            memcpy(m->reduction + off, &acc, 8);
-        } else if (job->reduce_type == MPMAP_INT64) {
-            int64_t x, acc;
-            memcpy(&x, record + off, 8);
-            memcpy(&acc, m->reduction + off, 8);
-            if (job->reduce_op == MPMAP_REDUCE_SUM)
-                acc += x;
-            else if (job->reduce_op == MPMAP_REDUCE_MIN ? x < acc : x > acc)
-                acc = x;
-            memcpy(m->reduction + off, &acc, 8);
-        } else {
-            int32_t x, acc;
-            memcpy(&x, record + off, 4);
-            memcpy(&acc, m->reduction + off, 4);
-            if (job->reduce_op == MPMAP_REDUCE_SUM)
-                acc += x;
-            else if (job->reduce_op == MPMAP_REDUCE_MIN ? x < acc : x > acc)
-                acc = x;
-            memcpy(m->reduction + off, &acc, 4);
-        }
-    }
-}
-
-static void reduction_init(const mpmap_job *job, size_t rs, char *acc)
-{
-    if (job->reduce_op == MPMAP_REDUCE_USER) {
-        if (job->reduction)
-            memcpy(acc, job->reduction, rs);
-        return;
-    }
-    size_t width = job->reduce_type == MPMAP_INT32 ? 4 : 8;
-    for (size_t off = 0; off + width <= rs; off += width) {
-        if (job->reduce_type == MPMAP_DOUBLE) {
-            double v = job->reduce_op == MPMAP_REDUCE_MIN   ? INFINITY
-                       : job->reduce_op == MPMAP_REDUCE_MAX ? -INFINITY
-                                                            : 0.0;
-            memcpy(acc + off, &v, 8);
-        } else if (job->reduce_type == MPMAP_INT64) {
-            int64_t v = job->reduce_op == MPMAP_REDUCE_MIN   ? INT64_MAX
-                        : job->reduce_op == MPMAP_REDUCE_MAX ? INT64_MIN
-                                                             : 0;
-            memcpy(acc + off, &v, 8);
-        } else {
-            int32_t v = job->reduce_op == MPMAP_REDUCE_MIN   ? INT32_MAX
-                        : job->reduce_op == MPMAP_REDUCE_MAX ? INT32_MIN
-                                                             : 0;
-            memcpy(acc + off, &v, 4);
         }
     }
 }
@@ -659,7 +667,8 @@ static void deliver(manager *m, int64_t begin, int64_t end, const char *records,
             continue;
         }
         if (job->reduce_op != MPMAP_REDUCE_NONE && rs > 0)
-            reduce_fold(m, records + (size_t)i * rs);
+            mpmap_reduce_fold(job->reduce_op, job->reduce_type, rs, records + (size_t)i * rs,
+                              m->reduction, job->reduce_fn, job->context);
     }
     m->next_deliver = end;
 }
@@ -804,7 +813,9 @@ static int assign(manager *m, int w)
     }
     free(ranges);
     if (n == 0)
-        m->stops_sent[w]++;
+        m->stopped[w] = true;
+    else
+        m->open_chunks[w]++;
     return sends_post(&m->sends, msg, (int)((1 + 2 * n) * sizeof *msg), w, TAG_ASSIGN, m->r->comm);
 }
 
@@ -842,6 +853,8 @@ static int handle_result(manager *m, char *buffer, int bytes, int source)
     if (h.flags & RESULT_INTERRUPTED)
         manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
     if (h.flags & RESULT_COMPLETE)
+        m->open_chunks[source]--;
+    if (h.flags & RESULT_REQUEST)
         return assign(m, source);
     return MPMAP_OK;
 }
@@ -970,7 +983,7 @@ static void progress_report(manager *m, double elapsed)
 static bool workers_finished(const manager *m)
 {
     for (int w = 1; w <= m->workers; w++)
-        if (m->stops_sent[w] < m->r->params.prefetch)
+        if (!m->stopped[w] || m->open_chunks[w] > 0)
             return false;
     return true;
 }
@@ -986,14 +999,16 @@ static int manager_setup(manager *m, run *r, char *err, size_t errlen)
     m->failed_task = -1;
     m->slice_len = 1;
     m->slice_target = MANAGER_SLICE_START;
-    m->stops_sent = calloc((size_t)r->size, sizeof *m->stops_sent);
+    m->stopped = calloc((size_t)r->size, sizeof *m->stopped);
+    m->open_chunks = calloc((size_t)r->size, sizeof *m->open_chunks);
     m->reduction = malloc(rs + 1);
-    if (!m->stops_sent || !m->reduction) {
+    if (!m->stopped || !m->open_chunks || !m->reduction) {
         snprintf(err, errlen, "out of memory");
         return MPMAP_ENOMEM;
     }
     if (r->job->reduce_op != MPMAP_REDUCE_NONE)
-        reduction_init(r->job, rs, m->reduction);
+        mpmap_reduce_init(r->job->reduce_op, r->job->reduce_type, rs, r->job->reduction,
+                          m->reduction);
 
     if (cfg->checkpoint_path) {
         int rc = mpmap_ckpt_open(cfg->checkpoint_path, cfg->fingerprint ? cfg->fingerprint : "",
@@ -1044,7 +1059,8 @@ static void manager_teardown(manager *m)
     free(m->held);
     free(m->pending);
     free(m->offsets);
-    free(m->stops_sent);
+    free(m->stopped);
+    free(m->open_chunks);
     free(m->reduction);
     free(m->own);
     free(m->own_buffer);
@@ -1060,9 +1076,8 @@ static int manager_main(manager *m)
     int rc = MPMAP_OK;
 
     flush_in_order(m); /* restored ranges at the start of the task range */
-    for (int round = 0; round < r->params.prefetch && rc == MPMAP_OK; round++)
-        for (int w = 1; w <= m->workers && rc == MPMAP_OK; w++)
-            rc = assign(m, w);
+    for (int w = 1; w <= m->workers && rc == MPMAP_OK; w++)
+        rc = assign(m, w); /* one each; workers ask for more */
 
     backoff idle = { 0 };
     double start = MPI_Wtime();
@@ -1171,18 +1186,14 @@ static int validate_on_root(const mpmap_config *cfg, const mpmap_job *job, char 
         snprintf(err, errlen, "unknown on_error setting %d", (int)cfg->on_error);
         return MPMAP_EINVAL;
     }
-    if (job->reduce_op != MPMAP_REDUCE_NONE) {
-        size_t width = job->reduce_type == MPMAP_INT32 ? 4 : 8;
-        if (job->reduce_op == MPMAP_REDUCE_USER ? !job->reduce_fn
-                                                : (job->record_size % width != 0 ||
-                                                   job->reduce_type > MPMAP_INT32)) {
-            snprintf(err, errlen, "the reduction does not fit the record layout");
-            return MPMAP_EINVAL;
-        }
-        if (!job->reduction) {
-            snprintf(err, errlen, "a reduction needs job.reduction");
-            return MPMAP_EINVAL;
-        }
+    if (mpmap_reduce_check(job->reduce_op, job->reduce_type, job->record_size, job->reduce_fn) !=
+        MPMAP_OK) {
+        snprintf(err, errlen, "the reduction does not fit the record layout");
+        return MPMAP_EINVAL;
+    }
+    if (job->reduce_op != MPMAP_REDUCE_NONE && !job->reduction) {
+        snprintf(err, errlen, "a reduction needs job.reduction");
+        return MPMAP_EINVAL;
     }
     if (cfg->resume && !cfg->checkpoint_path) {
         snprintf(err, errlen, "resume needs a checkpoint path");

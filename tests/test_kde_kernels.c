@@ -2,7 +2,9 @@
  * Tests of the kde_sweep numerical kernels against direct formulas: the
  * hypercube count and density, the Gaussian density, and the K-fold
  * cross-validated log-likelihood (double-loop and long-double log-sum-exp
- * references), plus the bitwise reproducibility of batched scores.
+ * references), the kernels' 2^t against libm's long-double exp2l, the choice
+ * between the direct and the expanded exponent, plus the bitwise
+ * reproducibility of batched scores.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,7 +244,143 @@ static void test_standard_normal_density_matches_formula(void **state)
                1e-15);
 }
 
+/* ------------------------------------------------------------------ exp */
+
+/* Relative error of kde_exp2(t) against exp2l, in units of 2^-52. */
+static double exp2_err_ulps(double t)
+{
+    const long double want = exp2l((long double)t);
+    return (double)(fabsl((long double)kde_exp2(t) - want) / want) * 0x1p52;
+}
+
+static void test_exp2_within_two_ulp_over_its_whole_range(void **state)
+{
+    (void)state;
+    double worst = 0.0;
+    /* Dense sweep of [-1020, 0] plus random points, and the edges of the
+     * reduced range (t = k/16 +- 1/32) where the polynomial is weakest. */
+    for (int64_t i = 0; i <= 1020 * 256; i++) {
+        const double t = -(double)i / 256.0 - 0x1p-60 * (double)(i % 7);
+        const double e = exp2_err_ulps(t);
+        worst = e > worst ? e : worst;
+    }
+    test_rng r = { 12345 };
+    for (int i = 0; i < 200000; i++) {
+        const double t = -1020.0 * rng_uniform(&r);
+        const double e = exp2_err_ulps(t);
+        worst = e > worst ? e : worst;
+        const double edge = -floor(-t * 16.0) / 16.0 - 1.0 / 32.0 + 1e-12 * rng_uniform(&r);
+        if (edge >= -1020.0) {
+            const double e2 = exp2_err_ulps(edge);
+            worst = e2 > worst ? e2 : worst;
+        }
+    }
+    for (double t = -1e-3; t < -1e-300; t /= 3.0) /* tiny arguments: 2^t ~ 1 + t ln 2 */
+        worst = fmax(worst, exp2_err_ulps(t));
+    if (!(worst <= 2.0))
+        fail_msg("largest error %.3f ulp (2^-52 relative) > 2", worst);
+    /* 1e-15 relative is what the cross-validation sums need. */
+    assert_true(worst * 0x1p-52 < 1e-15);
+}
+
+static void test_exp2_exact_at_zero_and_zero_below_range(void **state)
+{
+    (void)state;
+    assert_true(kde_exp2(0.0) == 1.0);
+    assert_true(kde_exp2(-1.0) == 0.5);
+    assert_true(kde_exp2(-1020.0) == 0x1p-1020);
+    assert_true(kde_exp2(-1020.0000000001) == 0.0);
+    assert_true(kde_exp2(-1e300) == 0.0);
+    assert_true(kde_exp2(-INFINITY) == 0.0);
+    assert_true(kde_exp2(NAN) == 0.0);
+}
+
+static void test_exp2_vector_path_matches_scalar_bitwise(void **state)
+{
+    (void)state;
+    enum { N = 1003 }; /* not a multiple of 8 or 4: every tail path runs */
+    double t[N], got[N], want[N];
+    test_rng r = { 777 };
+    for (int i = 0; i < N; i++)
+        t[i] = -1030.0 * rng_uniform(&r) + 1e-3; /* some above 0, some below the range */
+    t[5] = NAN;
+    t[6] = -INFINITY;
+    t[7] = 0.0;
+    kde_exp2_many(t, N, got);
+    for (int i = 0; i < N; i++)
+        want[i] = kde_exp2(t[i]);
+    assert_memory_equal(got, want, sizeof got);
+}
+
 /* ------------------------------------------------------------------ CV */
+
+/* Largest squared distance of a row from the mean of the rows. */
+static double max_centred_norm2(const double *x, int64_t n, int d)
+{
+    double mean[8] = { 0 };
+    for (int j = 0; j < d; j++) {
+        for (int64_t i = 0; i < n; i++)
+            mean[j] += x[i * d + j];
+        mean[j] /= (double)n;
+    }
+    double r2 = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int j = 0; j < d; j++)
+            s += (x[i * d + j] - mean[j]) * (x[i * d + j] - mean[j]);
+        r2 = s > r2 ? s : r2;
+    }
+    return r2;
+}
+
+static void test_cv_form_switches_at_documented_width(void **state)
+{
+    (void)state;
+    /* Expanded exponent iff c R^2 <= 128 with c = 1 / (2 h^2): h >= R / 16. */
+    const int64_t n = 300;
+    double *x = normal_samples(n, 2, 8080);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, n, 2, 5, &plan), 0);
+    const double hswitch = sqrt(max_centred_norm2(x, n, 2)) / 16.0;
+    assert_int_equal(kde_cv_plan_expanded(plan, hswitch * 0.99), 0);
+    assert_int_equal(kde_cv_plan_expanded(plan, hswitch * 1.01), 1);
+    assert_int_equal(kde_cv_plan_expanded(plan, 1e-3), 0);
+    assert_int_equal(kde_cv_plan_expanded(plan, 1e3), 1);
+    assert_int_equal(kde_cv_plan_expanded(plan, 0.0), 0);
+    assert_int_equal(kde_cv_plan_expanded(plan, NAN), 0);
+    /* The choice is a function of h: asking again, or in another order, agrees. */
+    for (double h = 0.01; h < 10.0; h *= 1.1)
+        assert_int_equal(kde_cv_plan_expanded(plan, h), kde_cv_plan_expanded(plan, h));
+    kde_cv_plan_free(plan);
+    free(x);
+}
+
+static void test_cv_score_exact_on_both_sides_of_form_switch(void **state)
+{
+    (void)state;
+    /* Data far from the origin: the expanded form must centre it, or c |x|^2
+     * (here ~1e6 c) would cancel catastrophically. */
+    const int64_t n = 240;
+    for (int shifted = 0; shifted < 2; shifted++) {
+        double *x = normal_samples(n, 2, 9090);
+        for (int64_t i = 0; i < 2 * n; i++)
+            x[i] = shifted ? 1000.0 + 2.0 * x[i] : x[i];
+        kde_cv_plan *plan = NULL;
+        assert_int_equal(kde_cv_plan_create(x, n, 2, 4, &plan), 0);
+        const double hswitch = sqrt(max_centred_norm2(x, n, 2)) / 16.0;
+        const double hs[] = { 0.9 * hswitch, 0.999 * hswitch, 1.001 * hswitch, 1.1 * hswitch,
+                              3.0 * hswitch, 50.0 * hswitch };
+        int forms = 0;
+        for (int i = 0; i < 6; i++) {
+            forms |= 1 << kde_cv_plan_expanded(plan, hs[i]);
+            assert_rel(kde_cv_score(plan, hs[i]), cv_reference_lse(x, n, 2, 4, hs[i]), 1e-12);
+        }
+        assert_int_equal(forms, 3); /* both forms ran */
+        kde_cv_plan_free(plan);
+        free(x);
+    }
+}
+
 
 static void test_cv_score_matches_double_loop_reference(void **state)
 {
@@ -369,6 +507,10 @@ static void test_cv_scores_bitwise_equal_to_single_width(void **state)
     for (int i = W - 1; i >= 0; i--) /* reverse order on purpose */
         single[i] = kde_cv_score(plan, widths[i]);
 
+    /* The widths cover both forms of the exponent. */
+    assert_int_equal(kde_cv_plan_expanded(plan, 1e-3), 0);
+    assert_int_equal(kde_cv_plan_expanded(plan, 30.0), 1);
+
     double all[W];
     kde_cv_scores(plan, widths, W, all);
     assert_memory_equal(all, single, sizeof all);
@@ -425,6 +567,11 @@ int main(void)
         cmocka_unit_test(test_hypercube_density_divides_by_volume),
         cmocka_unit_test(test_gaussian_density_matches_direct_formula),
         cmocka_unit_test(test_standard_normal_density_matches_formula),
+        cmocka_unit_test(test_exp2_within_two_ulp_over_its_whole_range),
+        cmocka_unit_test(test_exp2_exact_at_zero_and_zero_below_range),
+        cmocka_unit_test(test_exp2_vector_path_matches_scalar_bitwise),
+        cmocka_unit_test(test_cv_form_switches_at_documented_width),
+        cmocka_unit_test(test_cv_score_exact_on_both_sides_of_form_switch),
         cmocka_unit_test(test_cv_score_matches_double_loop_reference),
         cmocka_unit_test(test_cv_score_handles_higher_dimensions),
         cmocka_unit_test(test_cv_score_is_finite_and_exact_for_tiny_widths),

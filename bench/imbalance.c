@@ -1,0 +1,196 @@
+/*
+ * Imbalanced tasks: N tasks whose costs follow a Pareto(alpha) law (heavy
+ * tail, fixed seed), scaled so they add up to TOTAL seconds.
+ * Each task spins on the monotonic clock for its cost, so its duration is
+ * exactly known and the makespan can be compared with the lower bound
+ * max(total / P, largest task) without measuring tasks one by one. Wall
+ * time rather than CPU time keeps the figure about the schedule: on a
+ * shared machine, other processes would otherwise stretch every task.
+ *
+ *     mpirun -n 2 imbalance [--prefetch=P] SCHEDULE CHUNK NTASKS TOTAL SEED ALPHA [TRACE.csv]
+ *
+ * --prefetch sets mpmap_config.prefetch (chunks a worker holds), which
+ * decides how much of a guided job the first worker takes up front.
+ *
+ * Rank 0 prints one JSON line (wall_time from mpmap_report, total, max,
+ * lower_bound) and, with TRACE.csv, writes one line per chunk:
+ * rank,begin,end,start,finish.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <mpmap.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct bench_costs {
+    double *seconds; /* per task */
+    int64_t n;
+} bench_costs;
+
+typedef struct bench_trace {
+    mpmap_trace_entry *entries;
+    size_t count, capacity;
+} bench_trace;
+
+/* The job's one context: the map reads the costs, the trace callback
+ * (rank 0) appends to the trace. */
+typedef struct bench_context {
+    bench_costs costs;
+    bench_trace trace;
+} bench_context;
+
+/* splitmix64: a counter-based generator, so every rank derives the same cost
+ * for a task without communicating. */
+static uint64_t bench_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int bench_costs_make(int64_t n, double total, uint64_t seed, double alpha, bench_costs *out)
+{
+    out->n = n;
+    out->seconds = malloc((size_t)n * sizeof *out->seconds);
+    if (!out->seconds)
+        return MPMAP_ENOMEM;
+    double sum = 0;
+    for (int64_t t = 0; t < n; t++) {
+        uint64_t bits = bench_mix(seed * 0x100000001b3ull ^ (uint64_t)t) >> 11;
+        double u = 1.0 - (double)bits * 0x1.0p-53; /* (0, 1] */
+        out->seconds[t] = pow(u, -1.0 / alpha);
+        sum += out->seconds[t];
+    }
+    for (int64_t t = 0; t < n; t++)
+        out->seconds[t] *= total / sum;
+    return 0;
+}
+
+static double bench_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return -1;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_spin_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err,
+                          void *context)
+{
+    (void)records;
+    const bench_costs *c = &((const bench_context *)context)->costs;
+    for (int64_t t = begin; t < end; t++) {
+        double start = bench_now();
+        if (start < 0)
+            return mpmap_task_fail(err, t, 1, "clock_gettime failed");
+        while (bench_now() - start < c->seconds[t]) {
+        }
+    }
+    return 0;
+}
+
+static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
+{
+    bench_trace *tr = &((bench_context *)context)->trace;
+    if (tr->count == tr->capacity) {
+        size_t cap = tr->capacity ? 2 * tr->capacity : 1024;
+        mpmap_trace_entry *grown = realloc(tr->entries, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        tr->entries = grown;
+        tr->capacity = cap;
+    }
+    tr->entries[tr->count++] = *entry;
+    return 0;
+}
+
+static int bench_parse_double(const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    *out = strtod(text, &end);
+    return errno != 0 || end == text || *end != '\0' ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (MPI_Init(&argc, &argv) != MPI_SUCCESS)
+        return 1;
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+    mpmap_config config;
+    mpmap_config_init(&config);
+    if (argc > 1 && strncmp(argv[1], "--prefetch=", 11) == 0) {
+        config.prefetch = atoi(argv[1] + 11);
+        argv++;
+        argc--;
+    }
+    double chunk = 0, ntasks = 0, total = 0, seed = 0, alpha = 0;
+    if ((argc != 7 && argc != 8) || mpmap_schedule_from_name(argv[1], &config.schedule) != 0 ||
+        bench_parse_double(argv[2], &chunk) != 0 || chunk < 1 ||
+        bench_parse_double(argv[3], &ntasks) != 0 || ntasks < 1 ||
+        bench_parse_double(argv[4], &total) != 0 || total <= 0 ||
+        bench_parse_double(argv[5], &seed) != 0 || seed < 0 ||
+        bench_parse_double(argv[6], &alpha) != 0 || alpha <= 0) {
+        if (rank == 0)
+            fprintf(stderr, "usage: imbalance [--prefetch=P] SCHEDULE CHUNK NTASKS TOTAL_S SEED "
+                            "ALPHA [TRACE.csv]\n");
+        MPI_Finalize();
+        return 2;
+    }
+    config.chunk = (int64_t)chunk;
+
+    bench_context ctx = { 0 };
+    if (bench_costs_make((int64_t)ntasks, total, (uint64_t)seed, alpha, &ctx.costs) != 0) {
+        fprintf(stderr, "imbalance: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    double sum = 0, largest = 0;
+    for (int64_t t = 0; t < ctx.costs.n; t++) {
+        sum += ctx.costs.seconds[t];
+        largest = ctx.costs.seconds[t] > largest ? ctx.costs.seconds[t] : largest;
+    }
+
+    mpmap_job job = { .ntasks = ctx.costs.n, .record_size = 0, .map = bench_spin_map,
+                      .context = &ctx, .trace = argc == 8 ? bench_trace_add : NULL };
+    mpmap_report report;
+    int rc = mpmap_run(MPI_COMM_WORLD, &config, &job, &report);
+    if (rank == 0 && rc != 0)
+        fprintf(stderr, "imbalance: %s (%s)\n", mpmap_strerror(rc), report.message);
+    if (rank == 0 && rc == 0) {
+        double bound = fmax(sum / size, largest);
+        printf("{\"schedule\": \"%s\", \"prefetch\": %d, \"chunk\": %lld, \"tasks\": %lld, "
+               "\"ranks\": %d, \"chunks\": %lld, \"wall_time\": %.9g, \"total\": %.9g, "
+               "\"max\": %.9g, \"lower_bound\": %.9g}\n",
+               mpmap_schedule_name(config.schedule), config.prefetch, (long long)config.chunk,
+               (long long)ctx.costs.n, size, (long long)report.chunks, report.wall_time, sum,
+               largest, bound);
+        if (argc == 8) {
+            FILE *f = fopen(argv[7], "w");
+            if (!f) {
+                fprintf(stderr, "imbalance: cannot write %s\n", argv[7]);
+                rc = MPMAP_EIO;
+            } else {
+                fprintf(f, "rank,begin,end,start,finish\n");
+                for (size_t i = 0; i < ctx.trace.count; i++) {
+                    const mpmap_trace_entry *e = &ctx.trace.entries[i];
+                    fprintf(f, "%d,%lld,%lld,%.9f,%.9f\n", (int)e->rank, (long long)e->begin,
+                            (long long)e->end, e->start, e->finish);
+                }
+                if (fclose(f) != 0)
+                    rc = MPMAP_EIO;
+            }
+        }
+    }
+    free(ctx.costs.seconds);
+    free(ctx.trace.entries);
+    MPI_Finalize();
+    return rc == 0 ? 0 : 1;
+}

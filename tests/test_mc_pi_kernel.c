@@ -1,0 +1,191 @@
+/*
+ * Unit tests for the Monte Carlo pi kernel: the work split, the estimate
+ * formula, hit counts against a brute-force count over the mpmap_rng words,
+ * and bitwise agreement of every SIMD path with the scalar path.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "mc_pi_kernel.h"
+#include "mpmap.h"
+#include "mpmap_rng.h"
+
+/* Points first..end-1 of (seed, task) counted from the u32 words in 128-bit arithmetic. */
+static int64_t brute_force_hits(uint64_t seed, int64_t task, int64_t first, int64_t end)
+{
+    mpmap_rng r;
+    mpmap_rng_init(&r, seed, (uint64_t)task);
+    mpmap_rng_skip(&r, 2 * (uint64_t)first);
+    int64_t hits = 0;
+    for (int64_t i = first; i < end; i++) {
+        unsigned __int128 x = mpmap_rng_u32(&r);
+        unsigned __int128 y = mpmap_rng_u32(&r);
+        hits += x * x + y * y < ((unsigned __int128)1 << 64);
+    }
+    return hits;
+}
+
+static void test_task_samples_partition_total_exactly(void **state)
+{
+    (void)state;
+    const int64_t totals[] = {0, 1, 2, 5, 99, 100, 101, 1000003, INT64_C(10000000000)};
+    for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
+        for (int64_t tasks = 1; tasks <= 130; tasks++) {
+            int64_t sum = 0, lo = INT64_MAX, hi = INT64_MIN;
+            for (int64_t t = 0; t < tasks; t++) {
+                int64_t share = mc_pi_task_samples(totals[i], tasks, t);
+                assert_true(share >= 0);
+                /* the larger shares come first */
+                if (t > 0)
+                    assert_true(share <= mc_pi_task_samples(totals[i], tasks, t - 1));
+                sum += share;
+                lo = share < lo ? share : lo;
+                hi = share > hi ? share : hi;
+            }
+            assert_int_equal(sum, totals[i]);
+            assert_true(hi - lo <= 1);
+            /* exactly total % tasks tasks get the extra sample */
+            int64_t bigger = 0;
+            for (int64_t t = 0; t < tasks; t++)
+                bigger += mc_pi_task_samples(totals[i], tasks, t) > totals[i] / tasks;
+            assert_int_equal(bigger, totals[i] % tasks);
+        }
+    }
+}
+
+static void test_task_samples_rejects_invalid_arguments(void **state)
+{
+    (void)state;
+    assert_int_equal(mc_pi_task_samples(-1, 4, 0), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_task_samples(10, 0, 0), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_task_samples(10, 4, -1), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_task_samples(10, 4, 4), MPMAP_EINVAL);
+}
+
+static void test_estimate_is_four_p_with_binomial_error(void **state)
+{
+    (void)state;
+    double pi, se;
+    mc_pi_estimate(785, 1000, &pi, &se);
+    assert_float_equal(pi, 3.14, 1e-15);
+    assert_float_equal(se, 4.0 * sqrt(0.785 * 0.215 / 1000.0), 1e-15);
+    mc_pi_estimate(10, 10, &pi, &se);
+    assert_float_equal(pi, 4.0, 0.0);
+    assert_float_equal(se, 0.0, 0.0);
+    mc_pi_estimate(0, 0, &pi, &se);
+    assert_true(isnan(pi) && isnan(se));
+    mc_pi_estimate(11, 10, &pi, &se);
+    assert_true(isnan(pi) && isnan(se));
+}
+
+static void test_scalar_hits_match_brute_force_count(void **state)
+{
+    (void)state;
+    const int64_t samples[] = {0, 1, 2, 3, 10, 1001};
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        for (int64_t task = 0; task < 5; task++) {
+            assert_int_equal(mc_pi_hits_scalar(123, task, samples[i]),
+                             brute_force_hits(123, task, 0, samples[i]));
+        }
+    }
+    assert_int_equal(mc_pi_hits_scalar(UINT64_MAX, INT64_C(1) << 40, 777),
+                     brute_force_hits(UINT64_MAX, INT64_C(1) << 40, 0, 777));
+}
+
+/* Sizes around the vector widths (4 or 8 lanes x 4 unrolled x 2 points) and beyond. */
+static const int64_t sizes[] = {0,  1,  2,  3,   7,   31,  32,  33,  63,   64,  65,
+                                66, 95, 97, 127, 128, 129, 191, 640, 1001, 4099, 100003};
+
+static void test_every_path_matches_scalar(void **state)
+{
+    (void)state;
+    const uint64_t seeds[] = {0, 1, 2024, UINT64_C(0xFFFFFFFF00000000), UINT64_MAX};
+    const int64_t tasks[] = {0, 1, 12345, INT64_C(1) << 32, INT64_MAX};
+    int paths_checked = 0;
+    for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
+        if (!mc_pi_path_available((mc_pi_path)p))
+            continue;
+        paths_checked++;
+        for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+            for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++) {
+                for (size_t n = 0; n < sizeof sizes / sizeof sizes[0]; n++) {
+                    int64_t expect = mc_pi_hits_scalar(seeds[s], tasks[t], sizes[n]);
+                    assert_int_equal(mc_pi_hits_path((mc_pi_path)p, seeds[s], tasks[t], sizes[n]),
+                                     expect);
+                }
+            }
+        }
+    }
+    assert_true(paths_checked >= 1);
+    assert_int_equal(mc_pi_hits(7, 3, 100003), mc_pi_hits_scalar(7, 3, 100003));
+}
+
+/* Ranges with odd starts, and counters whose block index needs more than 32 bits. */
+static void test_ranges_match_brute_force_on_every_path(void **state)
+{
+    (void)state;
+    const int64_t starts[] = {0, 1, 2, 65, (INT64_C(1) << 33) - 41, (INT64_C(1) << 33) + 1,
+                              INT64_C(1) << 50};
+    const int64_t lengths[] = {0, 1, 2, 64, 65, 200, 333};
+    for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
+        if (!mc_pi_path_available((mc_pi_path)p))
+            continue;
+        for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
+            for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+                int64_t first = starts[s], end = starts[s] + lengths[l];
+                assert_int_equal(mc_pi_hits_range((mc_pi_path)p, 99, 5, first, end),
+                                 brute_force_hits(99, 5, first, end));
+            }
+        }
+        /* pieces of a range add up to the whole */
+        int64_t whole = mc_pi_hits_range((mc_pi_path)p, 8, 9, 0, 5000);
+        int64_t pieces = mc_pi_hits_range((mc_pi_path)p, 8, 9, 0, 1237) +
+                         mc_pi_hits_range((mc_pi_path)p, 8, 9, 1237, 5000);
+        assert_int_equal(whole, pieces);
+    }
+}
+
+static void test_hits_reject_invalid_arguments(void **state)
+{
+    (void)state;
+    assert_int_equal(mc_pi_hits(1, -1, 10), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_hits(1, 0, -1), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_hits_scalar(1, 0, -5), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_hits_range(MC_PI_PATH_SCALAR, 1, 0, 10, 9), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_hits_range(MC_PI_PATH_SCALAR, 1, 0, -1, 9), MPMAP_EINVAL);
+    assert_int_equal(mc_pi_hits_path((mc_pi_path)99, 1, 0, 9), MPMAP_EINVAL);
+    assert_string_equal(mc_pi_path_name(MC_PI_PATH_SCALAR), "scalar");
+    assert_true(mc_pi_path_available(mc_pi_best_path()));
+}
+
+static void test_hit_fraction_is_within_five_standard_errors_of_pi_over_4(void **state)
+{
+    (void)state;
+    const int64_t n = 10000000;
+    const double quarter_pi = 0.78539816339744830962;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        int64_t hits = mc_pi_hits(seed, 0, n);
+        double se = sqrt(quarter_pi * (1.0 - quarter_pi) / (double)n);
+        assert_true(fabs((double)hits / (double)n - quarter_pi) < 5.0 * se);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_task_samples_partition_total_exactly),
+        cmocka_unit_test(test_task_samples_rejects_invalid_arguments),
+        cmocka_unit_test(test_estimate_is_four_p_with_binomial_error),
+        cmocka_unit_test(test_scalar_hits_match_brute_force_count),
+        cmocka_unit_test(test_every_path_matches_scalar),
+        cmocka_unit_test(test_ranges_match_brute_force_on_every_path),
+        cmocka_unit_test(test_hits_reject_invalid_arguments),
+        cmocka_unit_test(test_hit_fraction_is_within_five_standard_errors_of_pi_over_4),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
