@@ -208,6 +208,25 @@ int app_trace(const mpmap_trace_entry *entry, void *app_ptr)
     return a->h5 ? mpmap_h5_trace_append(a->h5, entry) : 0;
 }
 
+void app_job_progress(const mpmap_progress_info *info, void *context)
+{
+    app_progress(*(app **)context, info);
+}
+
+int app_job_trace(const mpmap_trace_entry *entry, void *context)
+{
+    return app_trace(entry, *(app **)context);
+}
+
+uint64_t app_hash_bytes(const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 static void format_duration(double s, char *buf, size_t len)
 {
     if (s < 0)

@@ -104,6 +104,14 @@ int app_trace(const mpmap_trace_entry *entry, void *app_ptr);
 /* Progress line or bar on rank 0's stderr unless --quiet. */
 void app_progress(app *a, const mpmap_progress_info *info);
 
+/* job.progress and job.trace for an app whose job context is a struct that
+ * starts with its `app *` (every app's problem struct does). */
+void app_job_progress(const mpmap_progress_info *info, void *context);
+int app_job_trace(const mpmap_trace_entry *entry, void *context);
+
+/* 64-bit FNV-1a of a byte range: names input data in resume fingerprints. */
+uint64_t app_hash_bytes(const void *data, size_t n);
+
 /* Prints "NAME: message" on rank 0's stderr. */
 void app_error(const app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

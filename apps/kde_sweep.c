@@ -20,6 +20,7 @@ enum { KERNEL_HYPERCUBE = 0, KERNEL_GAUSSIAN = 1 };
 static const char *const kernel_names[] = { "hypercube", "gaussian", NULL };
 
 typedef struct kde_problem {
+    app *a; /* first: the shared job callbacks (app_job_progress/trace) find it here */
     /* inputs, on every rank */
     const double *samples;
     int64_t n;
@@ -33,7 +34,6 @@ typedef struct kde_problem {
     /* record layout */
     size_t count_offset, cv_offset, record_size;
     /* rank 0: output */
-    app *a;
     mpmap_h5_dataset *density_ds, *count_ds, *cv_ds;
     double *density; /* K x M, kept for the summary */
     double *cv;      /* K */
@@ -121,26 +121,6 @@ static int kde_sink(int64_t begin, int64_t end, const void *records, const int32
             return -1;
     }
     return 0;
-}
-
-static void kde_progress(const mpmap_progress_info *info, void *ctx)
-{
-    kde_problem *p = ctx;
-    app_progress(p->a, info);
-}
-
-static int kde_trace(const mpmap_trace_entry *entry, void *ctx)
-{
-    kde_problem *p = ctx;
-    return app_trace(entry, p->a);
-}
-
-static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
-{
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 /* Rank 0: the datasets that stream during the run. */
@@ -412,8 +392,7 @@ int main(int argc, char **argv)
     /* Resuming needs the same data: the fingerprint covers its shape and bytes. */
     char extra[128];
     snprintf(extra, sizeof extra, "data=%lldx%d:%016llx", (long long)p.n, p.d,
-             (unsigned long long)fnv1a(data, (size_t)(p.n * p.d) * sizeof(double),
-                                       0xcbf29ce484222325ull));
+             (unsigned long long)app_hash_bytes(data, (size_t)(p.n * p.d) * sizeof(double)));
     app_configure(&a, extra);
 
     if (p.folds > 0 && kde_cv_plan_create(p.samples, p.n, p.d, p.folds, &p.plan) != 0) {
@@ -441,8 +420,8 @@ int main(int argc, char **argv)
         return app_exit(&a, code);
 
     mpmap_job job = { .ntasks = p.widths.count, .record_size = p.record_size, .map = kde_map,
-                      .context = &p, .sink = kde_sink, .trace = kde_trace,
-                      .progress = kde_progress };
+                      .context = &p, .sink = kde_sink, .trace = app_job_trace,
+                      .progress = app_job_progress };
     mpmap_report report;
     int status = mpmap_run(a.comm, &a.config, &job, &report);
 

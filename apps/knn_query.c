@@ -42,6 +42,7 @@ enum { KNN_STREAM_DATA = 1, KNN_STREAM_QUERIES = 2 };
 #define KNN_SOURCE_MAX 4200
 
 typedef struct knn_problem {
+    app *a; /* first: the shared job callbacks (app_job_progress/trace) find it here */
     /* inputs, on every rank (node-shared, read-only) */
     const double *data; /* n x d */
     int64_t n;
@@ -57,7 +58,6 @@ typedef struct knn_problem {
     int64_t *batch_index;
     int64_t batch_rows;
     /* rank 0: output */
-    app *a;
     mpmap_h5_dataset *dist_ds, *index_ds;
     double *block_dist;    /* block_rows x k distances of queries block_first.. */
     int64_t *block_index;  /* block_rows x k indices */
@@ -151,26 +151,6 @@ static int knn_sink(int64_t begin, int64_t end, const void *records, const int32
             return -1;
     }
     return 0;
-}
-
-static void knn_progress(const mpmap_progress_info *info, void *ctx)
-{
-    knn_problem *p = ctx;
-    app_progress(p->a, info);
-}
-
-static int knn_trace(const mpmap_trace_entry *entry, void *ctx)
-{
-    knn_problem *p = ctx;
-    return app_trace(entry, p->a);
-}
-
-static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
-{
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 /*
@@ -380,8 +360,8 @@ int main(int argc, char **argv)
      * 0 hashes, so the other ranks need not read the data once more. */
     char extra[192] = "";
     if (a.rank == 0) {
-        uint64_t hd = fnv1a(p.data, (size_t)(p.n * p.d) * sizeof(double), 0xcbf29ce484222325ull);
-        uint64_t hq = fnv1a(p.queries, (size_t)(p.m * p.d) * sizeof(double), 0xcbf29ce484222325ull);
+        uint64_t hd = app_hash_bytes(p.data, (size_t)(p.n * p.d) * sizeof(double));
+        uint64_t hq = app_hash_bytes(p.queries, (size_t)(p.m * p.d) * sizeof(double));
         snprintf(extra, sizeof extra, "data=%lldx%d:%016llx queries=%lldx%d:%016llx k=%d",
                  (long long)p.n, p.d, (unsigned long long)hd, (long long)p.m, p.d,
                  (unsigned long long)hq, p.k);
@@ -426,7 +406,7 @@ int main(int argc, char **argv)
     }
 
     mpmap_job job = { .ntasks = p.m, .record_size = p.record_size, .map = knn_map, .context = &p,
-                      .sink = knn_sink, .trace = knn_trace, .progress = knn_progress };
+                      .sink = knn_sink, .trace = app_job_trace, .progress = app_job_progress };
     mpmap_report report;
     int status = mpmap_run(a.comm, &a.config, &job, &report);
 

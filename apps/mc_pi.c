@@ -38,12 +38,12 @@
 #define MC_PI_TRUE 3.14159265358979323846
 
 typedef struct mc_pi_run {
+    app *a; /* first: the shared job callbacks (app_job_progress/trace) find it here */
     /* on every rank */
     int64_t samples;
     int64_t tasks;
     uint64_t seed;
     /* rank 0: output */
-    app *a;
     mpmap_h5_dataset *hits_ds;
     int64_t *block;      /* MC_PI_SINK_BLOCK counts of tasks block_first.. */
     int64_t block_first; /* task of block[0] */
@@ -109,18 +109,6 @@ static int mc_pi_sink(int64_t begin, int64_t end, const void *records, const int
             return -1;
     }
     return 0;
-}
-
-static void mc_pi_progress(const mpmap_progress_info *info, void *ctx)
-{
-    mc_pi_run *r = ctx;
-    app_progress(r->a, info);
-}
-
-static int mc_pi_trace(const mpmap_trace_entry *entry, void *ctx)
-{
-    mc_pi_run *r = ctx;
-    return app_trace(entry, r->a);
 }
 
 /* Rank 0: the output file and the /hits dataset that streams during the run. */
@@ -235,8 +223,8 @@ int main(int argc, char **argv)
 
     int64_t total_hits = 0;
     mpmap_job job = { .ntasks = tasks, .record_size = sizeof(int64_t), .map = mc_pi_map,
-                      .context = &r, .sink = mc_pi_sink, .trace = mc_pi_trace,
-                      .progress = mc_pi_progress, .reduce_op = MPMAP_REDUCE_SUM,
+                      .context = &r, .sink = mc_pi_sink, .trace = app_job_trace,
+                      .progress = app_job_progress, .reduce_op = MPMAP_REDUCE_SUM,
                       .reduce_type = MPMAP_INT64, .reduction = &total_hits };
     mpmap_report report;
     int status = mpmap_run(a.comm, &a.config, &job, &report);

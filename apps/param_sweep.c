@@ -56,6 +56,7 @@ enum {
 #define PS_MAX_AXES (MPMAP_H5_MAX_RANK - 1)
 
 typedef struct ps_sweep {
+    app *a; /* first: the shared job callbacks (app_job_progress/trace) find it here */
     /* on every rank */
     param_grid grid;
     const char *names[PARAM_GRID_MAX_PARAMS]; /* axis names, for --exec templates */
@@ -68,7 +69,6 @@ typedef struct ps_sweep {
     size_t record_size;
 
     /* rank 0: streaming into /result and /status */
-    app *a;
     int64_t nrows;       /* length of the first axis (1 without parameters) */
     int64_t row_points;  /* grid points per row */
     int64_t block_rows;  /* rows gathered per write */
@@ -211,18 +211,6 @@ static void ps_task_failed(const mpmap_task_error *err, void *ctx)
     fprintf(stderr, "%s: point %lld (%s) failed: %s\n", s->a->name, (long long)err->task,
             where[0] ? where : "no parameters", err->message);
     fflush(stderr);
-}
-
-static void ps_progress(const mpmap_progress_info *info, void *ctx)
-{
-    ps_sweep *s = ctx;
-    app_progress(s->a, info);
-}
-
-static int ps_trace(const mpmap_trace_entry *entry, void *ctx)
-{
-    ps_sweep *s = ctx;
-    return app_trace(entry, s->a);
 }
 
 /* Name of record field i: the model's, or value_i for --exec. */
@@ -657,8 +645,8 @@ int main(int argc, char **argv)
     }
 
     mpmap_job job = { .ntasks = s.grid.npoints, .record_size = s.record_size, .map = ps_map,
-                      .context = &s, .sink = ps_sink, .trace = ps_trace,
-                      .task_failed = ps_task_failed, .progress = ps_progress };
+                      .context = &s, .sink = ps_sink, .trace = app_job_trace,
+                      .task_failed = ps_task_failed, .progress = app_job_progress };
     mpmap_report report;
     int status = mpmap_run(a.comm, &a.config, &job, &report);
 
