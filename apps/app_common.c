@@ -21,6 +21,31 @@ static void on_signal(int signo)
     app_interrupted = 1;
 }
 
+/*
+ * Whether progress should be a bar (someone watches a terminal) or plain
+ * lines (a log file). Open MPI's mpirun relays rank output through pipes, so
+ * a rank's stderr is never a terminal there; what counts is where mpirun's
+ * own stderr goes, which on Linux /proc shows for the parent process.
+ * MPMAP_PROGRESS=bar|lines overrides the guess.
+ */
+static bool progress_on_terminal(void)
+{
+    const char *forced = getenv("MPMAP_PROGRESS");
+    if (forced && strcmp(forced, "bar") == 0)
+        return true;
+    if (forced && strcmp(forced, "lines") == 0)
+        return false;
+    if (isatty(STDERR_FILENO))
+        return true;
+    char link[64], target[256];
+    snprintf(link, sizeof link, "/proc/%ld/fd/2", (long)getppid());
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return false;
+    target[n] = '\0';
+    return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 static void install_signal_handlers(void)
 {
     struct sigaction sa;
@@ -48,7 +73,7 @@ void app_init(app *a, const char *name, int *argc, char ***argv)
     MPI_Comm_size(a->comm, &a->size);
     mpmap_cli_common_init(&a->common);
     mpmap_config_init(&a->config);
-    a->stderr_is_tty = isatty(STDERR_FILENO);
+    a->stderr_is_tty = progress_on_terminal();
 }
 
 void app_add_option(app *a, mpmap_option option)

@@ -272,6 +272,8 @@ typedef struct worker {
     bool cancelled;           /* the manager asked to stop early */
     bool halted;              /* stop computing: cancelled or interrupted */
     double seconds_per_task;  /* running estimate; 0 until measured */
+    double asked_at;          /* when the request in flight was sent */
+    double reply_latency;     /* running estimate of request -> answer time */
     int64_t current_left;     /* tasks left in the assignment being computed */
     int64_t current_total;
     send_list sends;
@@ -306,6 +308,14 @@ static int worker_poll(worker *w)
             return MPMAP_EMPI;
         }
         w->requests--;
+        if (w->asked_at > 0) {
+            /* Rank 0 answers between slices of its own work, so an answer can
+             * take as long as one of its tasks: learn how long it takes. */
+            double latency = now() - w->asked_at;
+            w->reply_latency = w->reply_latency > 0 ? 0.7 * w->reply_latency + 0.3 * latency
+                                                    : latency;
+            w->asked_at = 0;
+        }
         if (ranges[0] == 0) {
             w->stopped = true;
             free(ranges);
@@ -349,8 +359,8 @@ static int worker_poll(worker *w)
  * the answer arrives before it runs dry, and late enough that the scheduler
  * decides the size of that chunk with fresh knowledge of what is left:
  * when it holds nothing, or when the work it holds is estimated to end
- * within max(half of the current chunk, 2 ms) and it holds fewer than
- * `prefetch` chunks. Asking for two large guided chunks at the start would
+ * within max(half of the current chunk, twice the observed answer time,
+ * 2 ms) and it holds fewer than `prefetch` chunks. Asking for two large guided chunks at the start would
  * leave the other ranks idle at the end.
  */
 static bool worker_wants_chunk(const worker *w, bool computing)
@@ -368,6 +378,8 @@ static bool worker_wants_chunk(const worker *w, bool computing)
     double remaining = w->seconds_per_task * (double)left;
     double current = w->seconds_per_task * (double)(computing ? w->current_total : 0);
     double threshold = 0.5 * current > 0.002 ? 0.5 * current : 0.002;
+    if (threshold < 2 * w->reply_latency)
+        threshold = 2 * w->reply_latency;
     return remaining <= threshold;
 }
 
@@ -378,6 +390,7 @@ static int worker_request(worker *w)
         return MPMAP_ENOMEM;
     h->flags = RESULT_REQUEST;
     w->requests++;
+    w->asked_at = now();
     return sends_post(&w->sends, h, (int)sizeof *h, 0, TAG_RESULT, w->r->comm);
 }
 
@@ -423,6 +436,7 @@ static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error
     if ((flags & RESULT_COMPLETE) && worker_wants_chunk(w, false)) {
         flags |= RESULT_REQUEST;
         w->requests++;
+        w->asked_at = now();
     }
     result_header *h = piece_header(p);
     h->begin = p->begin;
