@@ -275,7 +275,6 @@ typedef struct worker {
     double asked_at;          /* when the request in flight was sent */
     double reply_latency;     /* running estimate of request -> answer time */
     int64_t current_left;     /* tasks left in the assignment being computed */
-    int64_t current_total;
     send_list sends;
 } worker;
 
@@ -355,13 +354,14 @@ static int worker_poll(worker *w)
 }
 
 /*
- * Whether to ask for the next chunk now. A worker asks early enough that
- * the answer arrives before it runs dry, and late enough that the scheduler
- * decides the size of that chunk with fresh knowledge of what is left:
- * when it holds nothing, or when the work it holds is estimated to end
- * within max(half of the current chunk, twice the observed answer time,
- * 2 ms) and it holds fewer than `prefetch` chunks. Asking for two large guided chunks at the start would
- * leave the other ranks idle at the end.
+ * Whether to ask for the next chunk now. A worker asks just early enough
+ * that the answer arrives before it runs dry — when the work it holds is
+ * estimated to end within max(twice the observed answer time, 1.5 task
+ * times, 2 ms) — and no earlier, so that the scheduler sizes that chunk
+ * knowing what the other ranks have taken meanwhile. (Asking a long time
+ * ahead, e.g. halfway through guided's large first chunk, reserves work
+ * that another rank could have done, and leaves it idle at the end.) It
+ * holds at most `prefetch` chunks, and asks at once when it holds none.
  */
 static bool worker_wants_chunk(const worker *w, bool computing)
 {
@@ -376,10 +376,11 @@ static bool worker_wants_chunk(const worker *w, bool computing)
     for (size_t i = 0; i < w->queued; i++)
         left += assignment_tasks(w->queue[(w->head + i) % w->capacity].ranges);
     double remaining = w->seconds_per_task * (double)left;
-    double current = w->seconds_per_task * (double)(computing ? w->current_total : 0);
-    double threshold = 0.5 * current > 0.002 ? 0.5 * current : 0.002;
+    double threshold = 1.5 * w->seconds_per_task;
     if (threshold < 2 * w->reply_latency)
         threshold = 2 * w->reply_latency;
+    if (threshold < 0.002)
+        threshold = 0.002;
     return remaining <= threshold;
 }
 
@@ -467,7 +468,7 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
     const mpmap_job *job = r->job;
     size_t rs = (size_t)r->params.record_size;
     int64_t nranges = ranges[0];
-    w->current_total = w->current_left = assignment_tasks(ranges);
+    w->current_left = assignment_tasks(ranges);
     for (int64_t k = 0; k < nranges; k++) {
         int64_t b = ranges[1 + 2 * k], e = ranges[2 + 2 * k];
         bool last_range = (k == nranges - 1);
