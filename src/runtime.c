@@ -55,7 +55,8 @@ enum {
     RESULT_FAILED = 4,      /* a task failed under MPMAP_ON_ERROR_STOP */
     RESULT_INTERRUPTED = 8, /* the worker saw its interrupt flag */
     RESULT_TASK_ERROR = 16, /* message holds a failure under ..._CONTINUE */
-    RESULT_REQUEST = 32     /* the worker asks for its next chunk: answer it */
+    RESULT_REQUEST = 32,    /* the worker asks for its next chunk: answer it */
+    RESULT_AHEAD = 64       /* ... while it still holds work (may be deferred) */
 };
 
 typedef struct result_header {
@@ -240,6 +241,7 @@ typedef struct run_params {
     int64_t record_size;
     int32_t prefetch;
     int32_t on_error;
+    double flush_interval; /* longest time computed results stay unsent */
 } run_params;
 
 typedef struct run {
@@ -384,12 +386,12 @@ static bool worker_wants_chunk(const worker *w, bool computing)
     return remaining <= threshold;
 }
 
-static int worker_request(worker *w)
+static int worker_request(worker *w, bool ahead)
 {
     result_header *h = calloc(1, sizeof *h);
     if (!h)
         return MPMAP_ENOMEM;
-    h->flags = RESULT_REQUEST;
+    h->flags = RESULT_REQUEST | (ahead ? RESULT_AHEAD : 0);
     w->requests++;
     w->asked_at = now();
     return sends_post(&w->sends, h, (int)sizeof *h, 0, TAG_RESULT, w->r->comm);
@@ -435,7 +437,7 @@ static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error
 {
     size_t rs = (size_t)w->r->params.record_size;
     if ((flags & RESULT_COMPLETE) && worker_wants_chunk(w, false)) {
-        flags |= RESULT_REQUEST;
+        flags |= RESULT_REQUEST | (w->queued > 0 ? RESULT_AHEAD : 0);
         w->requests++;
         w->asked_at = now();
     }
@@ -479,7 +481,7 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
         while (pos < e) {
             int rc = worker_poll(w);
             if (rc == MPMAP_OK && worker_wants_chunk(w, true))
-                rc = worker_request(w);
+                rc = worker_request(w, true);
             if (rc != MPMAP_OK) {
                 free(p.buffer);
                 return rc;
@@ -502,8 +504,18 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
             p.filled += ok;
             pos += ok;
             w->current_left -= ok;
-            if (pos == slice_end)
+            if (pos == slice_end) {
+                /* A long chunk goes back in pieces, so a killed process loses
+                 * at most flush_interval seconds of its work. */
+                if (pos < e && MPI_Wtime() - r->t0 - p.start >= r->params.flush_interval) {
+                    rc = piece_send(w, &p, 0, NULL);
+                    if (rc == MPMAP_OK)
+                        rc = piece_open(&p, pos, e - pos, rs, MPI_Wtime() - r->t0);
+                    if (rc != MPMAP_OK)
+                        return rc;
+                }
                 continue;
+            }
             /* Task `pos` failed. */
             if (r->params.on_error == MPMAP_ON_ERROR_STOP) {
                 w->halted = true; /* the manager will cancel everyone */
@@ -570,7 +582,7 @@ static int worker_main(run *r)
         if (w.requests == 0 && (w.stopped || w.halted))
             break; /* nothing held, nothing asked, nothing more to come */
         if (worker_wants_chunk(&w, false)) {
-            rc = worker_request(&w);
+            rc = worker_request(&w, false);
             continue;
         }
         backoff_pause(&idle);
@@ -607,6 +619,7 @@ typedef struct manager {
     size_t npending;
     bool *stopped;         /* worker was told STOP (or to cancel) */
     int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
+    bool *deferred;        /* a request made ahead, answered once that worker is idle */
     send_list sends;
     mpmap_ckpt *ckpt;
     const mpmap_range *restored;
@@ -623,7 +636,8 @@ typedef struct manager {
     char *own_buffer;
     int32_t *own_status;
     int64_t own_room;
-    double own_start;
+    double own_start;      /* when the unflushed part of the range started */
+    int64_t own_flushed;   /* tasks of the current range before this are delivered */
     int64_t slice_len;
     double slice_target;   /* seconds; see MANAGER_SLICE_* */
     /* outcome */
@@ -834,6 +848,18 @@ static int assign(manager *m, int w)
     return sends_post(&m->sends, msg, (int)((1 + 2 * n) * sizeof *msg), w, TAG_ASSIGN, m->r->comm);
 }
 
+/* Few enough tasks left that handing them out ahead would idle a rank at
+ * the end: at most one minimum chunk per rank, shared-pool schedules only. */
+static bool pool_nearly_empty(const manager *m)
+{
+    if (m->stopping)
+        return false; /* the answer is STOP: give it at once */
+    if (m->sched.kind == MPMAP_SCHEDULE_STATIC)
+        return false;
+    int64_t left = m->sched.total - m->sched.next;
+    return left <= (int64_t)m->sched_workers * m->sched.min_chunk;
+}
+
 static int handle_result(manager *m, char *buffer, int bytes, int source)
 {
     size_t rs = (size_t)m->r->params.record_size;
@@ -869,8 +895,16 @@ static int handle_result(manager *m, char *buffer, int bytes, int source)
         manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
     if (h.flags & RESULT_COMPLETE)
         m->open_chunks[source]--;
-    if (h.flags & RESULT_REQUEST)
+    if ((h.flags & RESULT_REQUEST) && (h.flags & RESULT_AHEAD) && pool_nearly_empty(m)) {
+        /* The last few tasks go to whichever rank runs dry first, not to
+         * one that asked while still busy: answer when it is idle. */
+        m->deferred[source] = true;
+        return MPMAP_OK;
+    }
+    if ((h.flags & RESULT_REQUEST) || ((h.flags & RESULT_COMPLETE) && m->deferred[source])) {
+        m->deferred[source] = false;
         return assign(m, source);
+    }
     return MPMAP_OK;
 }
 
@@ -905,12 +939,21 @@ static int manager_poll(manager *m, char **buffer, size_t *capacity, int *handle
 }
 
 /* Finishes rank 0's current own range: deliver what was computed, trace it. */
+/* Hands rank 0's own results [own_flushed, upto) of the current range on:
+ * at the end of a range, and every flush_interval seconds within a long
+ * one, so they reach the checkpoint as soon as a worker's would. */
 static void own_flush(manager *m, int64_t upto)
 {
-    int64_t begin = m->own[m->own_index].begin;
-    if (upto > begin) {
-        accept_piece(m, begin, upto, m->own_buffer, m->own_status);
-        trace_piece(m, begin, upto, 0, m->own_start, MPI_Wtime() - m->r->t0);
+    size_t rs = (size_t)m->r->params.record_size;
+    int64_t range_begin = m->own[m->own_index].begin;
+    int64_t from = m->own_flushed;
+    if (upto > from) {
+        const int32_t *status = m->own_status ? m->own_status + (from - range_begin) : NULL;
+        double finish = MPI_Wtime() - m->r->t0;
+        accept_piece(m, from, upto, m->own_buffer + (size_t)(from - range_begin) * rs, status);
+        trace_piece(m, from, upto, 0, m->own_start, finish);
+        m->own_flushed = upto;
+        m->own_start = finish;
     }
 }
 
@@ -931,6 +974,7 @@ static int own_start_range(manager *m)
     free(m->own_status);
     m->own_status = NULL;
     m->own_pos = rg.begin;
+    m->own_flushed = rg.begin;
     m->own_start = MPI_Wtime() - m->r->t0;
     return MPMAP_OK;
 }
@@ -969,6 +1013,9 @@ static int own_slice(manager *m)
         if (r->job->task_failed)
             r->job->task_failed(&err, r->job->context);
     }
+    if (m->own_pos < rg.end &&
+        MPI_Wtime() - m->r->t0 - m->own_start >= m->r->params.flush_interval)
+        own_flush(m, m->own_pos);
     if (m->own_pos == rg.end) {
         own_flush(m, rg.end);
         m->own_index++;
@@ -1016,8 +1063,9 @@ static int manager_setup(manager *m, run *r, char *err, size_t errlen)
     m->slice_target = MANAGER_SLICE_START;
     m->stopped = calloc((size_t)r->size, sizeof *m->stopped);
     m->open_chunks = calloc((size_t)r->size, sizeof *m->open_chunks);
+    m->deferred = calloc((size_t)r->size, sizeof *m->deferred);
     m->reduction = malloc(rs + 1);
-    if (!m->stopped || !m->open_chunks || !m->reduction) {
+    if (!m->stopped || !m->open_chunks || !m->deferred || !m->reduction) {
         snprintf(err, errlen, "out of memory");
         return MPMAP_ENOMEM;
     }
@@ -1076,6 +1124,7 @@ static void manager_teardown(manager *m)
     free(m->offsets);
     free(m->stopped);
     free(m->open_chunks);
+    free(m->deferred);
     free(m->reduction);
     free(m->own);
     free(m->own_buffer);
@@ -1261,7 +1310,7 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
         local = job ? validate_on_root(config, job, err, sizeof err) : MPMAP_EINVAL;
         if (job && local == MPMAP_OK)
             r.params = (run_params){ job->ntasks, (int64_t)job->record_size, config->prefetch,
-                                     (int32_t)config->on_error };
+                                     (int32_t)config->on_error, config->checkpoint_interval };
     }
     MPI_Bcast(&r.params, (int)sizeof r.params, MPI_BYTE, 0, r.comm);
     if (r.rank != 0 && local == MPMAP_OK) {
