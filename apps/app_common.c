@@ -343,13 +343,31 @@ int app_exit(app *a, int code)
     return code;
 }
 
+bool app_fits_in_memory(int64_t count, size_t element_size)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (count < 0 || element_size == 0)
+        return false;
+    if (pages <= 0 || page <= 0)
+        return true; /* unknown: let the allocation decide */
+    double bytes = (double)pages * (double)page;
+    return (double)count * (double)element_size <= bytes;
+}
+
 int app_shared_alloc(app *a, int64_t count, app_shared *s)
 {
     memset(s, 0, sizeof *s);
     s->count = count;
     s->window = MPI_WIN_NULL;
+    s->node = MPI_COMM_NULL;
     s->leaders = MPI_COMM_NULL;
+    /* Every rank computes the same count, so all of them refuse together,
+     * before any collective call. */
+    if (!app_fits_in_memory(count, sizeof(double)))
+        return APP_EXIT_FAILED;
     MPI_Comm_split_type(a->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &s->node);
+    /* A window the node cannot hold must come back as an error, not abort. */
+    MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
     int node_rank;
     MPI_Comm_rank(s->node, &node_rank);
     s->node_leader = node_rank == 0;
@@ -392,7 +410,7 @@ void app_shared_free(app_shared *s)
         MPI_Win_free(&s->window);
     if (s->leaders != MPI_COMM_NULL)
         MPI_Comm_free(&s->leaders);
-    if (s->node != MPI_COMM_NULL && s->node != 0)
+    if (s->node != MPI_COMM_NULL)
         MPI_Comm_free(&s->node);
     s->data = NULL;
 }

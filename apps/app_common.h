@@ -129,6 +129,10 @@ typedef struct app_shared {
     bool node_leader;
 } app_shared;
 
+/* Whether count elements could fit in this machine's physical memory: huge
+ * requests get a clear "does not fit" instead of an allocation attempt. */
+bool app_fits_in_memory(int64_t count, size_t element_size);
+
 /* Collective: allocates count doubles per node. 0 or APP_EXIT_FAILED everywhere. */
 int app_shared_alloc(app *a, int64_t count, app_shared *s);
 /* Collective: after the node leaders have written their copy (or rank 0

@@ -405,8 +405,9 @@ int main(int argc, char **argv)
 
     code = 0;
     if (a.rank == 0) {
-        p.density = malloc((size_t)(p.widths.count * p.m) * sizeof(double));
-        p.cv = malloc((size_t)p.widths.count * sizeof(double));
+        bool fits = app_fits_in_memory(p.widths.count, (size_t)p.m * sizeof(double));
+        p.density = fits ? malloc((size_t)(p.widths.count * p.m) * sizeof(double)) : NULL;
+        p.cv = fits ? malloc((size_t)p.widths.count * sizeof(double)) : NULL;
         if (!p.density || !p.cv) {
             snprintf(msg, sizeof msg, "--widths: %lld widths do not fit in memory",
                      (long long)p.widths.count);
