@@ -17,9 +17,7 @@
 
 static const char *const reserved_names[] = {"result", "status", "trace", "field"};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int param_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen > 0) {
         va_list args;
@@ -156,7 +154,7 @@ static int parse_range(char *text, const char *spec, param_axis *axis, char *err
     int n = 0;
     for (char *p = text;; p++) {
         if (n == 3)
-            return fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
+            return param_fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
         fields[n++] = p;
         p = strchr(p, ':');
         if (!p)
@@ -164,23 +162,23 @@ static int parse_range(char *text, const char *spec, param_axis *axis, char *err
         *p = '\0';
     }
     if (n != 3)
-        return fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
+        return param_fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
     double start, stop;
     int64_t count;
     if (param_parse_double(fields[0], &start) != PARAM_OK)
-        return fail(err, errlen, "--param: invalid START '%.*s' in '%.*s' (expected a finite number)",
+        return param_fail(err, errlen, "--param: invalid START '%.*s' in '%.*s' (expected a finite number)",
                     QUOTE_MAX, trim(fields[0]), QUOTE_MAX, spec);
     if (param_parse_double(fields[1], &stop) != PARAM_OK)
-        return fail(err, errlen, "--param: invalid STOP '%.*s' in '%.*s' (expected a finite number)",
+        return param_fail(err, errlen, "--param: invalid STOP '%.*s' in '%.*s' (expected a finite number)",
                     QUOTE_MAX, trim(fields[1]), QUOTE_MAX, spec);
     if (parse_count(fields[2], &count) != PARAM_OK || count < 1 || count > PARAM_GRID_MAX_POINTS)
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--param: invalid COUNT '%.*s' in '%.*s' (expected an integer from 1 to %lld)",
                     QUOTE_MAX, trim(fields[2]), QUOTE_MAX, spec, (long long)PARAM_GRID_MAX_POINTS);
     if (!isfinite(stop - start))
-        return fail(err, errlen, "--param: STOP - START overflows in '%.*s'", QUOTE_MAX, spec);
+        return param_fail(err, errlen, "--param: STOP - START overflows in '%.*s'", QUOTE_MAX, spec);
     if (count == 1 && start != stop)
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--param: COUNT 1 needs START == STOP in '%.*s' (use NAME=v for one value)",
                     QUOTE_MAX, spec);
     axis->kind = PARAM_AXIS_RANGE;
@@ -199,7 +197,7 @@ static int parse_list(char *text, const char *spec, param_axis *axis, char *err,
         count += *p == ',';
     double *values = malloc((size_t)count * sizeof *values);
     if (!values) {
-        fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
+        param_fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
         return PARAM_ENOMEM;
     }
     char *field = text;
@@ -211,8 +209,8 @@ static int parse_list(char *text, const char *spec, param_axis *axis, char *err,
             free(values);
             char *shown = trim(field);
             if (*shown == '\0')
-                return fail(err, errlen, "--param: empty value in '%.*s'", QUOTE_MAX, spec);
-            return fail(err, errlen,
+                return param_fail(err, errlen, "--param: empty value in '%.*s'", QUOTE_MAX, spec);
+            return param_fail(err, errlen,
                         "--param: invalid value '%.*s' in '%.*s' (expected a finite number)",
                         QUOTE_MAX, shown, QUOTE_MAX, spec);
         }
@@ -231,38 +229,38 @@ int param_grid_add(param_grid *grid, const char *spec, char *err, size_t errlen)
     if (err && errlen > 0)
         err[0] = '\0';
     if (!grid || !spec)
-        return fail(err, errlen, "--param: missing value");
+        return param_fail(err, errlen, "--param: missing value");
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec || eq[1] == '\0')
-        return fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
+        return param_fail(err, errlen, FORMAT_ERROR, QUOTE_MAX, spec);
 
     param_axis axis;
     memset(&axis, 0, sizeof axis);
     size_t namelen = (size_t)(eq - spec);
     if (namelen >= PARAM_NAME_MAX)
-        return fail(err, errlen, "--param: name longer than %d characters in '%.*s'",
+        return param_fail(err, errlen, "--param: name longer than %d characters in '%.*s'",
                     PARAM_NAME_MAX - 1, QUOTE_MAX, spec);
     memcpy(axis.name, spec, namelen);
     axis.name[namelen] = '\0';
     if (!param_name_valid(axis.name))
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--param: invalid name '%s' in '%.*s' (names match [A-Za-z_][A-Za-z0-9_]*)",
                     axis.name, QUOTE_MAX, spec);
     if (param_name_reserved(axis.name))
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--param: '%s' is reserved for an output dataset "
                     "(result, status, trace, field), got '%.*s'",
                     axis.name, QUOTE_MAX, spec);
     if (param_grid_find(grid, axis.name) >= 0)
-        return fail(err, errlen, "--param: duplicate parameter '%s' in '%.*s'", axis.name,
+        return param_fail(err, errlen, "--param: duplicate parameter '%s' in '%.*s'", axis.name,
                     QUOTE_MAX, spec);
     if (grid->nparams >= PARAM_GRID_MAX_PARAMS)
-        return fail(err, errlen, "--param: more than %d parameters at '%.*s'",
+        return param_fail(err, errlen, "--param: more than %d parameters at '%.*s'",
                     PARAM_GRID_MAX_PARAMS, QUOTE_MAX, spec);
 
     char *text = malloc(strlen(eq + 1) + 1);
     if (!text) {
-        fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
+        param_fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
         return PARAM_ENOMEM;
     }
     strcpy(text, eq + 1);
@@ -275,7 +273,7 @@ int param_grid_add(param_grid *grid, const char *spec, char *err, size_t errlen)
     /* Both factors are <= 2^40, so test before multiplying. */
     if (axis.count > PARAM_GRID_MAX_POINTS / grid->npoints) {
         free(axis.values);
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--param: grid too large: %lld x %lld points exceeds the limit of %lld at '%.*s'",
                     (long long)grid->npoints, (long long)axis.count,
                     (long long)PARAM_GRID_MAX_POINTS, QUOTE_MAX, spec);
@@ -283,7 +281,7 @@ int param_grid_add(param_grid *grid, const char *spec, char *err, size_t errlen)
     param_axis *axes = realloc(grid->axes, (size_t)(grid->nparams + 1) * sizeof *axes);
     if (!axes) {
         free(axis.values);
-        fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
+        param_fail(err, errlen, "--param: out of memory for '%.*s'", QUOTE_MAX, spec);
         return PARAM_ENOMEM;
     }
     axes[grid->nparams] = axis;

@@ -17,19 +17,6 @@
 
 #define LORENZ_SEPARATION 1e-8
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err, errlen, fmt, args);
-        va_end(args);
-    }
-    return PARAM_EINVAL;
-}
-
 void param_model_options_init(param_model_options *options)
 {
     options->length = 0;
@@ -53,15 +40,15 @@ static int linear_check(const param_model_options *options, char *err, size_t er
 {
     int64_t m = options->length;
     if (options->record == PARAM_RECORD_VECTOR && (m < 1 || m > LINEAR_MAX_VECTOR))
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--length: model 'linear' with --record vector needs 1..%lld, got %lld",
                     (long long)LINEAR_MAX_VECTOR, (long long)m);
     if (options->record == PARAM_RECORD_SUMMARY && (m < 1 || m > MODEL_MAX_LENGTH))
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--length: model 'linear' with --record summary needs 1..%lld, got %lld",
                     (long long)MODEL_MAX_LENGTH, (long long)m);
     if (options->record != PARAM_RECORD_VECTOR && options->record != PARAM_RECORD_SUMMARY)
-        return fail(err, errlen, "--record: expected vector or summary");
+        return param_fail(err, errlen, "--record: expected vector or summary");
     return PARAM_OK;
 }
 
@@ -107,7 +94,7 @@ static int linear_evaluate(const double *params, const param_model_options *opti
     record[2] = hi;
     record[3] = value;
     if (!isfinite(record[0]))
-        return fail(err, errlen, "linear: mean overflows for p1=%.17g p2=%.17g", p1,
+        return param_fail(err, errlen, "linear: mean overflows for p1=%.17g p2=%.17g", p1,
                     params[LINEAR_P2]);
     return PARAM_OK;
 }
@@ -151,12 +138,12 @@ void lorenz_rk4_step(double state[3], double sigma, double rho, double beta, dou
 static int lorenz_check(const param_model_options *options, char *err, size_t errlen)
 {
     if (!(options->dt > 0.0) || !isfinite(options->dt))
-        return fail(err, errlen, "--dt: expected a finite number > 0, got %g", options->dt);
+        return param_fail(err, errlen, "--dt: expected a finite number > 0, got %g", options->dt);
     if (options->burn_in < 0)
-        return fail(err, errlen, "lorenz: burn-in must be >= 0, got %lld",
+        return param_fail(err, errlen, "lorenz: burn-in must be >= 0, got %lld",
                     (long long)options->burn_in);
     if (options->length <= options->burn_in || options->length > MODEL_MAX_LENGTH)
-        return fail(err, errlen,
+        return param_fail(err, errlen,
                     "--length: model 'lorenz' needs more steps than its burn-in of %lld "
                     "(and at most %lld), got %lld",
                     (long long)options->burn_in, (long long)MODEL_MAX_LENGTH,
@@ -203,7 +190,7 @@ static int lorenz_evaluate(const double *params, const param_model_options *opti
         double delta[3] = {twin[0] - state[0], twin[1] - state[1], twin[2] - state[2]};
         double d = sqrt(delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]);
         if (!state_finite(state) || !(d > 0.0) || !isfinite(d))
-            return fail(err, errlen, "lorenz: trajectory diverged at step %lld for "
+            return param_fail(err, errlen, "lorenz: trajectory diverged at step %lld for "
                         "sigma=%.17g rho=%.17g beta=%.17g", (long long)(s + 1), sigma, rho, beta);
         double scale = LORENZ_SEPARATION / d;
         for (int i = 0; i < 3; i++)
@@ -284,7 +271,7 @@ int param_model_prepare(const param_model *model, param_model_options *options, 
                         size_t errlen)
 {
     if (options->length < 0)
-        return fail(err, errlen, "--length: expected a positive integer, got %lld",
+        return param_fail(err, errlen, "--length: expected a positive integer, got %lld",
                     (long long)options->length);
     if (options->length == 0)
         options->length = model->default_length;
@@ -314,13 +301,13 @@ int param_model_bind(const param_model *model, const param_grid *grid, int *sour
         for (int j = 0; j < model->nparams; j++)
             found |= strcmp(grid->axes[k].name, model->params[j].name) == 0;
         if (!found)
-            return fail(err, errlen, "--param: model '%s' has no parameter '%s' (parameters: %s)",
+            return param_fail(err, errlen, "--param: model '%s' has no parameter '%s' (parameters: %s)",
                         model->name, grid->axes[k].name, names);
     }
     for (int j = 0; j < model->nparams; j++) {
         source[j] = param_grid_find(grid, model->params[j].name);
         if (source[j] < 0 && model->params[j].required)
-            return fail(err, errlen, "--model: '%s' needs --param %s=... (parameters: %s)",
+            return param_fail(err, errlen, "--model: '%s' needs --param %s=... (parameters: %s)",
                         model->name, model->params[j].name, names);
     }
     return PARAM_OK;
