@@ -12,10 +12,8 @@ million tasks.
 """
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import h5py
@@ -27,39 +25,18 @@ TIME = "/usr/bin/time"
 RSS_LIMIT_KB = 256 * 1024
 
 sys.path.insert(0, HERE)
-try:
-    import harness  # shared helpers of the app tests, when present
-except ImportError:
-    harness = None
-
-
-def app_path():
-    if harness is not None:
-        return harness.app_path(APP_NAME)
-    directory = os.environ.get("MPMAP_APPS_DIR")
-    if not directory:
-        directory = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "apps")
-    return os.path.join(directory, APP_NAME)
-
-
-def mpirun():
-    return os.environ.get("MPMAP_MPIEXEC") or shutil.which("mpirun") or "mpirun"
-
-
-def mpi_env():
-    env = dict(os.environ)
-    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
-    return env
+import harness  # noqa: E402  (shared helpers of the app tests)
 
 
 def run_app(args, nprocs=2, timeout=300, wrapper=()):
     """Runs the app under mpirun; returns (exit code, stdout, stderr).
     wrapper is a command prefix put in front of the app on every rank."""
-    if harness is not None and hasattr(harness, "run_app") and not wrapper:
+    if not wrapper:
         return harness.run_app(APP_NAME, nprocs, list(args), timeout)
-    cmd = [mpirun(), "-n", str(nprocs)] + list(wrapper) + [app_path()] + list(args)
-    proc = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, timeout=timeout)
+    cmd = [harness.mpirun(), "-n", str(nprocs)] + list(wrapper) + \
+        [harness.app_path(APP_NAME)] + list(args)
+    proc = subprocess.run(cmd, env=harness.mpi_env(), capture_output=True, text=True,
+                          timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -112,16 +89,7 @@ def shares(samples, tasks):
     return [base + (1 if t < extra else 0) for t in range(tasks)]
 
 
-class McPiTest(unittest.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="mc_pi_test_")
-        self.dir = self._tmp.name
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+class McPiTest(harness.TempDirCase):
 
     def run_pi(self, args, out="out.h5", nprocs=2, quiet=True):
         extra = ["--output", self.path(out), "--force"] + (["--quiet"] if quiet else [])
@@ -221,14 +189,9 @@ class McPiTest(unittest.TestCase):
                 out = self.path("bad.h5")
                 rc, stdout, stderr = run_app(args + ["--output", out], nprocs=2)
                 self.assertEqual(rc, 2, msg=stderr)
-                if harness is not None:
-                    harness.assert_one_line_error(self, APP_NAME, stderr, flag)
-                else:
-                    lines = app_lines(stderr)
-                    self.assertEqual(len(lines), 1, msg=stderr)
-                    self.assertIn(flag, lines[0])
+                harness.assert_one_line_error(self, APP_NAME, stderr, flag)
                 self.assertEqual(stdout, "")
-                self.assertEqual(os.listdir(self.dir), [], msg=f"{name} left files behind")
+                self.assertEqual(os.listdir(self.tmp), [], msg=f"{name} left files behind")
 
     @unittest.skipUnless(os.access(TIME, os.X_OK), "needs GNU time (Debian package 'time')")
     def test_memory_stays_flat_with_a_million_tasks(self):
@@ -250,7 +213,4 @@ class McPiTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if harness is not None:
-        harness.main()  # also takes --apps-dir DIR
-    else:
-        unittest.main(verbosity=2)
+    harness.main()  # also takes --apps-dir DIR

@@ -10,11 +10,8 @@ schedule, the failure handling of --exec, and that bad input is one line,
 exit code 2 and no output file.
 """
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import unittest
 
 import h5py
 import numpy as np
@@ -24,26 +21,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK_XARRAY = os.path.join(os.path.dirname(HERE), "check_xarray.py")
 
 
+sys.path.insert(0, HERE)
+import harness  # noqa: E402  (shared helpers of the app tests)
+
+
 def app_path():
-    directory = os.environ.get("MPMAP_APPS_DIR")
-    if not directory:
-        directory = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "apps")
-    return os.path.join(directory, APP_NAME)
-
-
-def mpirun():
-    return os.environ.get("MPMAP_MPIEXEC") or shutil.which("mpirun") or "mpirun"
+    return harness.app_path(APP_NAME)
 
 
 def run_app(args, nprocs=2, cwd=None, timeout=300):
-    """Runs the app under mpirun; returns (exit code, stdout, stderr)."""
-    env = dict(os.environ)
-    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
-    cmd = [mpirun(), "-n", str(nprocs), app_path()] + list(args)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
+    """Runs the app under mpirun; returns (exit code, stdout, stderr). A run
+    that outlives the timeout is killed with all its ranks and fails."""
+    return harness.run_app(APP_NAME, nprocs, list(args), timeout=timeout, cwd=cwd)
 
 
 def app_lines(stderr):
@@ -64,20 +53,11 @@ def read_h5(path):
             "status_attrs": status_attrs}
 
 
-class ParamSweepTest(unittest.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="param_sweep_test_")
-        self.dir = self._tmp.name
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+class ParamSweepTest(harness.TempDirCase):
 
     def sweep(self, args, out="out.h5", nprocs=2, expect=0):
         rc, stdout, stderr = run_app(list(args) + ["--output", self.path(out), "--quiet"],
-                                     nprocs=nprocs, cwd=self.dir)
+                                     nprocs=nprocs, cwd=self.tmp)
         self.assertEqual(rc, expect, f"exit {rc}\nstdout:\n{stdout}\nstderr:\n{stderr}")
         return stdout, stderr
 
@@ -316,18 +296,18 @@ class ParamSweepTest(unittest.TestCase):
         for args, needle in cases:
             with self.subTest(args=args):
                 out = self.path("bad.h5")
-                rc, stdout, stderr = run_app(args + ["--output", out], nprocs=2, cwd=self.dir)
+                rc, stdout, stderr = run_app(args + ["--output", out], nprocs=2, cwd=self.tmp)
                 self.assertEqual(rc, 2, stderr)
                 lines = app_lines(stderr)
                 self.assertEqual(len(lines), 1, stderr)
                 self.assertIn(needle, lines[0])
                 self.assertEqual(stdout, "")
-                self.assertEqual(os.listdir(self.dir), [])
+                self.assertEqual(os.listdir(self.tmp), [])
 
     def test_existing_output_needs_force(self):
         args = ["--model", "linear", "--param", "p1=1", "--param", "p2=1", "--length", "3"]
         self.sweep(args)
-        rc, _, stderr = run_app(args + ["--output", self.path("out.h5")], cwd=self.dir)
+        rc, _, stderr = run_app(args + ["--output", self.path("out.h5")], cwd=self.tmp)
         self.assertEqual(rc, 2)
         self.assertIn("exists", app_lines(stderr)[0])
         self.sweep(args + ["--force"])
@@ -357,4 +337,4 @@ class ParamSweepTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()  # also takes --apps-dir DIR
