@@ -24,11 +24,11 @@
 #define KNN_SINK_BLOCK_BYTES ((int64_t)1 << 20)
 
 /*
- * Chunks per rank the schedule is capped to. The runtime gives each worker
- * `prefetch` (2) chunks up front; under guided those are ceil(m/P) and
- * ceil(m/2P), so with 2 ranks the worker would hold 75% of the queries before
- * rank 0 has started, and rank 0 (which also serves the workers) finished
- * 15-30% of the run earlier. Capping chunks at m/(32 P) evens the finish.
+ * Chunks per rank the schedule is capped to. Guided's first chunk is half
+ * the queries at -n 2; capped at m/(32 P), results stream to rank 0 and the
+ * checkpoint in short pieces, and the last chunks are small enough to even
+ * the finish (rank 0, which also serves the workers, answers fewer queries
+ * per second than a worker).
  */
 #define KNN_CHUNKS_PER_RANK 32
 /* The runtime's own cap when max_chunk is 0: about 4 MiB of records. */

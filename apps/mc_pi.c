@@ -24,11 +24,10 @@
 #define MC_PI_SINK_BLOCK 65536
 
 /*
- * Chunks per rank the schedule is capped to. The runtime gives each worker
- * `prefetch` (2) chunks up front; under guided those are ceil(T/P) and
- * ceil(T/2P), so with 2 ranks the worker would hold 75% of the tasks before
- * rank 0 has started. Capping chunks at T/(32 P) keeps what a worker holds
- * ahead, and so the imbalance at the end, to a few percent of a rank's share.
+ * Chunks per rank the schedule is capped to. Guided's first chunk is half
+ * the sweep at -n 2; capped at T/(32 P), every chunk's results reach rank 0,
+ * the output and the checkpoint in short pieces, and the last chunks are
+ * small enough to even the finish.
  */
 #define MC_PI_CHUNKS_PER_RANK 32
 /* The runtime's own cap when max_chunk is 0: about 4 MiB of records. */
