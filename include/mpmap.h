@@ -201,7 +201,8 @@ typedef struct mpmap_config {
     const char *checkpoint_path;
     const char *fingerprint;
     int resume;
-    double checkpoint_interval; /* default 2 s */
+    double checkpoint_interval; /* default 2 s; also how often a rank working on
+                                   a long chunk sends back what it has done */
 
     /* Polled between tasks on every rank; when non-zero the run stops
      * handing out work, saves what is done and returns MPMAP_EINTERRUPTED.
