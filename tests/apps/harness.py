@@ -38,6 +38,7 @@ Open MPI facts the tests rely on (Open MPI 4.1):
 """
 import concurrent.futures
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -218,14 +219,23 @@ def _is_rule(line):
     return len(s) >= 20 and set(s) == {"-"}
 
 
+# Lines mpirun itself may print when ranks exit early: libevent's warnings
+# ("[warn] Epoll MOD(1) on fd 24 failed ...") and the help aggregator
+# ("[host:1234] 1 more process has sent help message ...").
+_MPIRUN_CHATTER = re.compile(
+    r"^\[(warn|msg|debug)\] "
+    r"|^\[[^\]\s]+:\d+\] (\d+ more process|Set MCA parameter \"orte_base_help_aggregate\")")
+
+
 def noise_free_lines(stderr):
-    """Non-empty stderr lines outside Open MPI's dash-ruled banners."""
+    """Non-empty stderr lines outside Open MPI's dash-ruled banners, mpirun's
+    own chatter left out."""
     lines, inside = [], False
     for line in stderr.splitlines():
         if _is_rule(line):
             inside = not inside
             continue
-        if not inside and line.strip():
+        if not inside and line.strip() and not _MPIRUN_CHATTER.match(line):
             lines.append(line)
     return lines
 
