@@ -284,19 +284,37 @@ def bench_kde_gridsearch(s):
     rel_sk = np.abs(ours - theirs) / np.abs(theirs)
     rel_exact = np.abs(ours - exact) / np.abs(exact)
     rel_sk_exact = np.abs(theirs - exact) / np.abs(exact)
-    worst = int(np.argmax(rel_sk))
+    # scikit-learn's tree-based KDE can lose most of the density of an
+    # isolated held-out row at small widths (its node bounds prune terms that
+    # matter when every term is tiny: scikit-learn issues #7492 and #27186).
+    # Scores are compared with sklearn's wherever sklearn agrees with the
+    # brute-force sum; where it does not, mpmap must agree with brute force.
+    sk_exact = rel_sk_exact <= 1e-6
+    rel_where_exact = rel_sk[sk_exact].max() if sk_exact.any() else float("nan")
+    sk_off = [widths[i] for i in np.flatnonzero(~sk_exact)]
+    same_best = int(np.argmax(ours)) == int(np.argmax(theirs))
     raw = {"mpmap_s": m, "baseline_s": b, "samples": r, "widths": widths,
            "cv_score_mpmap": ours.tolist(), "cv_score_sklearn": theirs.tolist(),
            "cv_score_exact": exact.tolist(), "max_rel_diff_sklearn": float(rel_sk.max()),
+           "max_rel_diff_sklearn_where_exact": float(rel_where_exact),
            "max_rel_diff_exact": float(rel_exact.max()),
-           "max_rel_diff_sklearn_vs_exact": float(rel_sk_exact.max())}
-    note = (f"sklearn vs exact brute force: max rel. diff {rel_sk_exact.max():.2g}"
-            if rel_sk.max() > 1e-6 else "")
+           "max_rel_diff_sklearn_vs_exact": float(rel_sk_exact.max()),
+           "widths_where_sklearn_is_off": sk_off, "same_best_width": same_best}
+    if sk_off:
+        note = (f"sklearn's own error vs brute force reaches {rel_sk_exact.max():.2g} at "
+                f"h={', '.join(f'{w:.4g}' for w in sk_off)} (scikit-learn #7492, #27186); "
+                f"there mpmap equals brute force")
+    else:
+        note = "sklearn equals brute force at every width"
     return [
         row("kde_gridsearch", f"2. Gaussian 5-fold CV, {k} widths (whole process)", fmt_s(m), fmt_s(b),
             fmt_x(b / m), ">= 50x", b / m >= 50, "baseline: GridSearchCV(KernelDensity), n_jobs=2"),
-        row("kde_gridsearch", "2. CV scores equal sklearn's (max rel. diff)", f"{rel_sk.max():.2g}",
-            f"at h={widths[worst]:.4g}", "", "<= 1e-6", rel_sk.max() <= 1e-6, note),
+        row("kde_gridsearch", "2. CV scores equal sklearn's (max rel. diff where sklearn is exact)",
+            f"{rel_where_exact:.2g}", f"{int(sk_exact.sum())} of {k} widths", "", "<= 1e-6",
+            bool(rel_where_exact <= 1e-6) and bool(rel_exact.max() <= 1e-6), note),
+        row("kde_gridsearch", "2. same best bandwidth as GridSearchCV",
+            f"{widths[int(np.argmax(ours))]:.4g}", f"{widths[int(np.argmax(theirs))]:.4g}", "",
+            "equal", same_best),
         row("kde_gridsearch", "2. CV scores equal exact brute force (max rel. diff)",
             f"{rel_exact.max():.2g}", "numpy log-sum-exp", "", "<= 1e-6", rel_exact.max() <= 1e-6),
     ], raw

@@ -571,14 +571,17 @@ class KdeResumeTest(harness.TempDirCase):
         else:
             self.assertEqual(rc, expected_rc, err)
         m = re.search(r"interrupted: (\d+)/(\d+) tasks done; rerun with --resume", err)
+        done = None
         if message or m:
             self.assertIsNotNone(m, err)
             done, total = int(m.group(1)), int(m.group(2))
             self.assertEqual(total, self.ntasks)
             self.assertTrue(0 < done < total, f"{done}/{total}")
-        self.assertTrue(os.path.exists(out + ".ckpt"), "checkpoint missing")
-        self.assertFalse(os.path.exists(out), "output written by an interrupted run")
-        self.assertFalse(os.path.exists(out + ".partial"), "partial output left behind")
+        state = (f"exit code {rc}; files: {sorted(os.listdir(os.path.dirname(out)))}\n"
+                 f"stderr:\n{err}")
+        self.assertTrue(os.path.exists(out + ".ckpt"), "checkpoint missing; " + state)
+        self.assertFalse(os.path.exists(out), "output written by an interrupted run; " + state)
+        self.assertFalse(os.path.exists(out + ".partial"), "partial output left behind; " + state)
         return done
 
     def assert_resumes_to_reference(self, out, nprocs=3, extra=("--schedule", "dynamic",
