@@ -1,6 +1,7 @@
 /* Shared plumbing of the mpmap apps; see app_common.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "app_common.h"
+#include "mpi_launch.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -63,6 +64,7 @@ void app_init(app *a, const char *name, int *argc, char ***argv)
      * not kill the rank without a word. Again after it, in case the MPI
      * library installed handlers of its own. */
     install_signal_handlers();
+    mpi_launch_prepare();
     MPI_Init(argc, argv);
     install_signal_handlers();
     a->name = name;
