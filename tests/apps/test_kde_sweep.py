@@ -635,11 +635,19 @@ class KdeResumeTest(harness.TempDirCase):
         # Open MPI's mpirun forwards SIGTERM to the ranks but returns 1 itself,
         # whatever the ranks return, and may stop relaying their output while
         # it shuts down; the app's own code and message are pinned above.
-        out = self.path("out.h5")
-        proc = self.start(out)
-        seen = self.wait_progress(proc)
-        proc.send_signal(signal.SIGTERM)
-        rc, _, err = self.finish(proc, seen)
+        # On a loaded machine mpirun itself may get the CPU so rarely that
+        # it relays the signal only after the ranks finished: such a run is
+        # complete and correct, and proves nothing here; it is tried again.
+        for attempt in range(3):
+            out = self.path(f"out{attempt}.h5")
+            proc = self.start(out)
+            seen = self.wait_progress(proc)
+            proc.send_signal(signal.SIGTERM)
+            rc, _, err = self.finish(proc, seen)
+            finished_first = (os.path.exists(out) and not os.path.exists(out + ".ckpt")
+                              and "interrupted:" not in err)
+            if not finished_first:
+                break
         self.assert_interrupted(rc, err, out, expected_rc=None, message=False)
         self.assert_resumes_to_reference(out)
 
