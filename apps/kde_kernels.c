@@ -505,36 +505,64 @@ static void kde_block_min(const kde_cv_plan *p, int64_t a, int64_t e, const doub
     }
 }
 
-static void kde_plan_nearest(kde_cv_plan *p)
+/* Returns MPMAP_ENOMEM or MPMAP_OK. */
+static int kde_plan_nearest(kde_cv_plan *p)
 {
     const int d = p->d;
     double xbuf[KDE_GROUP * KDE_CV_MAX_DIM];
     kde_group_box g;
+    double *gaps = malloc(sizeof *gaps * (size_t)p->block_first[p->folds]);
+    if (gaps == NULL)
+        return MPMAP_ENOMEM;
     for (int f = 0; f < p->folds; f++) {
         for (int64_t i = 0; i < p->fold_len[f]; i += KDE_GROUP) {
             kde_group_load(p, p->seg_begin[f] + i, p->fold_len[f] - i, xbuf, &g);
             double best[KDE_GROUP];
             for (int r = 0; r < KDE_GROUP; r++)
                 best[r] = INFINITY;
+            /* The block of each other fold nearest to the group first, so
+             * the bound is tight from the start and the second pass scans
+             * only blocks that can still hold a nearer row. The minimum is
+             * exact whatever the order. */
             for (int f2 = 0; f2 < p->folds; f2++) {
                 if (f2 == f)
                     continue;
+                int64_t nearest = -1;
+                double nearest_gap = INFINITY;
                 for (int64_t b = p->block_first[f2]; b < p->block_first[f2 + 1]; b++) {
-                    const int64_t a = p->seg_begin[f2] + (b - p->block_first[f2]) * KDE_BLOCK;
+                    gaps[b] = kde_box_gap2(g.lo, g.hi, p->box_lo + b * d, p->box_hi + b * d, d);
+                    if (gaps[b] < nearest_gap) {
+                        nearest_gap = gaps[b];
+                        nearest = b;
+                    }
+                }
+                if (nearest >= 0) {
                     const int64_t end = p->seg_begin[f2] + p->fold_len[f2];
-                    const int64_t e = a + KDE_BLOCK < end ? a + KDE_BLOCK : end;
+                    const int64_t a = p->seg_begin[f2] + (nearest - p->block_first[f2]) * KDE_BLOCK;
+                    kde_block_min(p, a, a + KDE_BLOCK < end ? a + KDE_BLOCK : end, xbuf, best);
+                    gaps[nearest] = INFINITY; /* done */
+                }
+            }
+            for (int f2 = 0; f2 < p->folds; f2++) {
+                if (f2 == f)
+                    continue;
+                const int64_t end = p->seg_begin[f2] + p->fold_len[f2];
+                for (int64_t b = p->block_first[f2]; b < p->block_first[f2 + 1]; b++) {
                     double worst = best[0];
                     for (int r = 1; r < KDE_GROUP; r++)
                         worst = best[r] > worst ? best[r] : worst;
-                    if (kde_box_gap2(g.lo, g.hi, p->box_lo + b * d, p->box_hi + b * d, d) > worst)
+                    if (gaps[b] > worst)
                         continue; /* cannot improve any row of the group */
-                    kde_block_min(p, a, e, xbuf, best);
+                    const int64_t a = p->seg_begin[f2] + (b - p->block_first[f2]) * KDE_BLOCK;
+                    kde_block_min(p, a, a + KDE_BLOCK < end ? a + KDE_BLOCK : end, xbuf, best);
                 }
             }
             for (int r = 0; r < g.valid; r++)
                 p->d2min[g.pos[r]] = best[r];
         }
     }
+    free(gaps);
+    return MPMAP_OK;
 }
 
 int kde_cv_plan_create(const double *samples, int64_t n, int d, int folds, kde_cv_plan **out)
@@ -643,7 +671,8 @@ int kde_cv_plan_create(const double *samples, int64_t n, int d, int folds, kde_c
         }
     }
 
-    kde_plan_nearest(p);
+    if (kde_plan_nearest(p) != MPMAP_OK)
+        goto nomem;
     *out = p;
     return 0;
 
