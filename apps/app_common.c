@@ -292,6 +292,20 @@ void app_progress(app *a, const mpmap_progress_info *info)
     fflush(stderr);
 }
 
+int app_output_failed(const app *a, char *msg, size_t msglen)
+{
+    snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(a->h5));
+    return APP_EXIT_FAILED;
+}
+
+void app_print_run_summary(const app *a, const mpmap_report *report)
+{
+    printf("  %d ranks, %s schedule, %.3f s (%lld tasks resumed from checkpoint)\n", a->size,
+           mpmap_schedule_name(a->config.schedule), report->wall_time,
+           (long long)report->tasks_restored);
+    printf("  wrote %s\n", a->common.output);
+}
+
 int app_finish(app *a, int run_status, const mpmap_report *report)
 {
     int code = APP_EXIT_OK;

@@ -84,6 +84,14 @@ void app_configure(app *a, const char *extra);
 /* Rank 0: creates the temporary output file. */
 int app_create_output(app *a, char *msg, size_t msglen);
 
+/* Rank 0, after a failed write to the output: puts "cannot write 'OUTPUT':
+ * HDF5 reason" in msg and returns APP_EXIT_FAILED. */
+int app_output_failed(const app *a, char *msg, size_t msglen);
+
+/* Rank 0: the summary's last lines, "N ranks, SCHEDULE schedule, T s (R tasks
+ * resumed from checkpoint)" and "wrote OUTPUT", on stdout. */
+void app_print_run_summary(const app *a, const mpmap_report *report);
+
 /* Rank 0: writes provenance attributes (command line, ranks, schedule...). */
 int app_write_provenance(app *a, const mpmap_report *report, int nextra,
                          const char *const *keys, const char *const *values);

@@ -174,11 +174,7 @@ static int create_outputs(kde_problem *p, app *a, char *msg, size_t msglen)
             rc = mpmap_h5_attr_string(f, "/cv_score", "long_name",
                                       "K-fold cross-validated log-likelihood (Gaussian kernel), mean over folds");
     }
-    if (rc != 0) {
-        snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(f));
-        return APP_EXIT_FAILED;
-    }
-    return 0;
+    return rc != 0 ? app_output_failed(a, msg, msglen) : 0;
 }
 
 /* Rank 0, after a successful run: reference, errors, best widths, provenance. */
@@ -433,8 +429,7 @@ int main(int argc, char **argv)
             (p.cv_ds && mpmap_h5_dataset_close(p.cv_ds) != 0) ||
             write_summary(&p, &a, &report, synthetic, &best_width, &best_error, &best_cv) != 0) {
             status = MPMAP_EHDF5;
-            snprintf(report.message, sizeof report.message, "cannot write '%s': %s",
-                     a.common.output, mpmap_h5_error(a.h5));
+            app_output_failed(&a, report.message, sizeof report.message);
         }
         p.density_ds = p.count_ds = p.cv_ds = NULL;
     } else if (a.rank == 0) {
@@ -457,10 +452,7 @@ int main(int argc, char **argv)
                    best_error);
         if (!isnan(best_cv))
             printf("  best width (%d-fold cross-validation): %.6g\n", p.folds, best_cv);
-        printf("  %d ranks, %s schedule, %.3f s (%lld tasks resumed from checkpoint)\n", a.size,
-               mpmap_schedule_name(a.config.schedule), report.wall_time,
-               (long long)report.tasks_restored);
-        printf("  wrote %s\n", a.common.output);
+        app_print_run_summary(&a, &report);
     }
     kde_cv_plan_free(p.plan);
     free(p.density);

@@ -212,11 +212,18 @@ static int create_outputs(knn_problem *p, app *a, char *msg, size_t msglen)
     if (rc == 0)
         rc = mpmap_h5_attr_string(f, "/neighbour", "long_name",
                                   "rank of the neighbour, 0 = nearest");
-    if (rc != 0) {
-        snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(f));
-        return APP_EXIT_FAILED;
-    }
-    return 0;
+    return rc != 0 ? app_output_failed(a, msg, msglen) : 0;
+}
+
+/* Rank 0: closes the result datasets if they are open (before the output is
+ * committed or removed). */
+static void close_outputs(knn_problem *p)
+{
+    if (p->dist_ds)
+        mpmap_h5_dataset_close(p->dist_ds);
+    if (p->index_ds)
+        mpmap_h5_dataset_close(p->index_ds);
+    p->dist_ds = p->index_ds = NULL;
 }
 
 /* Rank 0, after a successful run: sizes, sources and provenance as root attributes. */
@@ -349,11 +356,8 @@ int main(int argc, char **argv)
         code = APP_EXIT_USAGE;
     }
     code = app_agree(&a, code, msg);
-    if (code != 0) {
-        app_shared_free(&qs);
-        app_shared_free(&data);
-        return app_exit(&a, code);
-    }
+    if (code != 0)
+        goto done;
 
     /* Resuming needs the same points: the fingerprint covers the shapes and
      * bytes of both inputs, and the effective k (a default may change). Rank
@@ -392,18 +396,8 @@ int main(int argc, char **argv)
     if (code == 0 && a.rank == 0)
         code = create_outputs(&p, &a, msg, sizeof msg);
     code = app_agree(&a, code, msg);
-    if (code != 0) {
-        if (p.dist_ds)
-            mpmap_h5_dataset_close(p.dist_ds);
-        if (p.index_ds)
-            mpmap_h5_dataset_close(p.index_ds);
-        free(p.block_dist);
-        free(p.block_index);
-        knn_tree_free(p.tree);
-        app_shared_free(&qs);
-        app_shared_free(&data);
-        return app_exit(&a, code);
-    }
+    if (code != 0)
+        goto done;
 
     mpmap_job job = { .ntasks = p.m, .record_size = p.record_size, .map = knn_map, .context = &p,
                       .sink = knn_sink, .trace = app_job_trace, .progress = app_job_progress };
@@ -426,16 +420,11 @@ int main(int argc, char **argv)
             mpmap_h5_dataset_close(p.index_ds) != 0 ||
             write_summary(&p, &a, &report, data_source, query_source) != 0) {
             status = MPMAP_EHDF5;
-            snprintf(report.message, sizeof report.message, "cannot write '%s': %s",
-                     a.common.output, mpmap_h5_error(a.h5));
+            app_output_failed(&a, report.message, sizeof report.message);
         }
         p.dist_ds = p.index_ds = NULL;
-    } else if (a.rank == 0) {
-        if (p.dist_ds)
-            mpmap_h5_dataset_close(p.dist_ds);
-        if (p.index_ds)
-            mpmap_h5_dataset_close(p.index_ds);
-        p.dist_ds = p.index_ds = NULL;
+    } else {
+        close_outputs(&p);
     }
     MPI_Bcast(&status, 1, MPI_INT, 0, a.comm);
     code = app_finish(&a, status, &report);
@@ -453,6 +442,8 @@ int main(int argc, char **argv)
             printf(" (%lld queries resumed from checkpoint)", (long long)report.tasks_restored);
         printf("\n  wrote %s\n", a.common.output);
     }
+done:
+    close_outputs(&p);
     free(p.batch_dist);
     free(p.batch_index);
     free(p.block_dist);

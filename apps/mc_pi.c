@@ -131,11 +131,7 @@ static int create_outputs(mc_pi_run *r, app *a, char *msg, size_t msglen)
         rc = mpmap_h5_attr_string(a->h5, "/task", "long_name",
                                   "task index; task t draws samples/tasks points, plus one when "
                                   "t < samples % tasks, from random stream (seed, t)");
-    if (rc != 0) {
-        snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(a->h5));
-        return APP_EXIT_FAILED;
-    }
-    return 0;
+    return rc != 0 ? app_output_failed(a, msg, msglen) : 0;
 }
 
 /* Rank 0, after a successful run: the estimate and provenance as root attributes. */
@@ -234,8 +230,7 @@ int main(int argc, char **argv)
         if (mc_pi_flush(&r) != 0 || mpmap_h5_dataset_close(r.hits_ds) != 0 ||
             write_summary(&r, &a, &report, total_hits, pi, std_error) != 0) {
             status = MPMAP_EHDF5;
-            snprintf(report.message, sizeof report.message, "cannot write '%s': %s",
-                     a.common.output, mpmap_h5_error(a.h5));
+            app_output_failed(&a, report.message, sizeof report.message);
         }
         r.hits_ds = NULL;
     } else if (a.rank == 0 && r.hits_ds) {

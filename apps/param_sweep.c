@@ -362,11 +362,7 @@ static int create_outputs(ps_sweep *s, app *a, const mpmap_cli_strings *specs, c
         if (rc == 0 && s->timeout > 0)
             rc = mpmap_h5_attr_double(f, "/", "timeout", s->timeout);
     }
-    if (rc != 0) {
-        snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(f));
-        return APP_EXIT_FAILED;
-    }
-    return 0;
+    return rc != 0 ? app_output_failed(a, msg, msglen) : 0;
 }
 
 /* Rank 0, --exec without --record-length: runs grid point 0 to learn how
@@ -662,8 +658,7 @@ int main(int argc, char **argv)
                 mpmap_h5_attr_int64(a.h5, "/", "failed_points", s.failed) != 0 ||
                 app_write_provenance(&a, &report, 1, keys, values) != 0) {
                 status = MPMAP_EHDF5;
-                snprintf(report.message, sizeof report.message, "cannot write '%s': %s",
-                         a.common.output, mpmap_h5_error(a.h5));
+                app_output_failed(&a, report.message, sizeof report.message);
             }
         } else if (status == MPMAP_ETASK && report.failed_task >= 0) {
             /* Name the point, not only its task number. */
@@ -696,10 +691,7 @@ int main(int argc, char **argv)
         if (s.failed > 0)
             printf("  %lld point%s failed (NaN in /result, codes in /status)\n",
                    (long long)s.failed, s.failed == 1 ? "" : "s");
-        printf("  %d ranks, %s schedule, %.3f s (%lld tasks resumed from checkpoint)\n", a.size,
-               mpmap_schedule_name(a.config.schedule), report.wall_time,
-               (long long)report.tasks_restored);
-        printf("  wrote %s\n", a.common.output);
+        app_print_run_summary(&a, &report);
     }
     free(s.block_result);
     free(s.block_status);
