@@ -55,6 +55,11 @@ SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 
 DEFAULT_TIMEOUT = 120.0
 
+# The apps' exit codes (apps/app_common.h).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 3
+
 # Open MPI refuses to run as root, and to start more ranks than cores,
 # unless told.
 MPI_VARIABLES = {

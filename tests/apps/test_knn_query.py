@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 APP = "knn_query"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 3
+EXIT_USAGE = harness.EXIT_USAGE
+EXIT_INTERRUPTED = harness.EXIT_INTERRUPTED
 
 
 def run(nprocs, args, **kwargs):

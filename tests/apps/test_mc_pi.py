@@ -188,7 +188,7 @@ class McPiTest(harness.TempDirCase):
             with self.subTest(case=name):
                 out = self.path("bad.h5")
                 rc, stdout, stderr = run_app(args + ["--output", out], nprocs=2)
-                self.assertEqual(rc, 2, msg=stderr)
+                self.assertEqual(rc, harness.EXIT_USAGE, msg=stderr)
                 harness.assert_one_line_error(self, APP_NAME, stderr, flag)
                 self.assertEqual(stdout, "")
                 self.assertEqual(os.listdir(self.tmp), [], msg=f"{name} left files behind")

@@ -308,7 +308,7 @@ class ParamSweepTest(harness.TempDirCase):
         args = ["--model", "linear", "--param", "p1=1", "--param", "p2=1", "--length", "3"]
         self.sweep(args)
         rc, _, stderr = run_app(args + ["--output", self.path("out.h5")], cwd=self.tmp)
-        self.assertEqual(rc, 2)
+        self.assertEqual(rc, harness.EXIT_USAGE, stderr)
         self.assertIn("exists", app_lines(stderr)[0])
         self.sweep(args + ["--force"])
 
