@@ -555,6 +555,13 @@ BENCHMARKS = [
 
 # ---------------------------------------------------------------- plots
 
+def save_figure(fig, s, name):
+    """Writes fig to the results folder as NAME; returns NAME for the table's links."""
+    fig.tight_layout()
+    fig.savefig(os.path.join(s.out, name), dpi=110)
+    return name
+
+
 def plot_all(rows, raw, s):
     """Writes the PNGs it has data for; returns their names."""
     try:
@@ -605,9 +612,7 @@ def plot_speedups(plt, rows, raw, s):
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_ylabel("mpmap speed-up over baseline (log)")
     ax.set_title("mpmap vs baselines, same run (dashed: target)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(s.out, "speedups.png"), dpi=110)
-    return "speedups.png"
+    return save_figure(fig, s, "speedups.png")
 
 
 def plot_imbalance(plt, rows, raw, s):
@@ -629,9 +634,7 @@ def plot_imbalance(plt, rows, raw, s):
     ax.set_ylabel("makespan (s)")
     ax.set_title(f"20 000 Pareto(1.5) tasks, {r['total_s']:.1f} s of work, -n 2")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(s.out, "imbalance.png"), dpi=110)
-    return "imbalance.png"
+    return save_figure(fig, s, "imbalance.png")
 
 
 def plot_gantt(plt, rows, raw, s):
@@ -653,9 +656,7 @@ def plot_gantt(plt, rows, raw, s):
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
     axes[-1].set_xlabel("seconds since the run started (each box: one chunk)")
     fig.suptitle("Chunks of the imbalanced job per rank and schedule (last repetition)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(s.out, "imbalance_gantt.png"), dpi=110)
-    return "imbalance_gantt.png"
+    return save_figure(fig, s, "imbalance_gantt.png")
 
 
 def plot_scaling(plt, rows, raw, s):
@@ -675,9 +676,7 @@ def plot_scaling(plt, rows, raw, s):
     ax.set_ylabel("widths per second")
     ax.set_title(f"Gaussian 5-fold CV sweep, {k} widths")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(s.out, "scaling.png"), dpi=110)
-    return "scaling.png"
+    return save_figure(fig, s, "scaling.png")
 
 
 # ---------------------------------------------------------------- report
