@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "app_common.h"
 #include "mpi_launch.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -167,25 +168,19 @@ static void build_paths(app *a, const char *extra)
 int app_check_output(app *a, const char *extra, char *msg, size_t msglen)
 {
     build_paths(a, extra);
-    const char *out = a->common.output;
-    char err[MPMAP_H5_ERROR_MAX];
-    /* A finished result is never overwritten without --force, not even by
-     * --resume. */
-    if (mpmap_h5_check_output_path(out, a->common.force, err, sizeof err) != 0) {
+    char err[APP_MESSAGE_MAX - 16]; /* room for a "--output: " prefix */
+    /* The lock comes first: until it is held, nothing beside the output
+     * (OUT.partial, OUT.ckpt) may be looked at, let alone truncated. */
+    if (!a->out && mpmap_output_open(a->common.output, &a->out, err, sizeof err) != 0) {
         snprintf(msg, msglen, "--output: %s", err);
         return APP_EXIT_USAGE;
     }
-    struct stat st;
-    bool have_checkpoint = stat(a->checkpoint_path, &st) == 0;
-    if (a->common.resume && !have_checkpoint) {
-        snprintf(msg, msglen, "--resume: no checkpoint '%s' to resume from", a->checkpoint_path);
-        return APP_EXIT_USAGE;
-    }
-    if (!a->common.resume && !a->common.force && have_checkpoint) {
-        snprintf(msg, msglen,
-                 "--output: a checkpoint '%s' of an interrupted run exists (use --resume to "
-                 "continue it or --force to start over)",
-                 a->checkpoint_path);
+    /* Early, on the flags alone: the parts of the fingerprint that need the
+     * data (its hash) are checked again in app_configure. */
+    mpmap_output_state state;
+    if (mpmap_output_decide(a->out, a->common.force, a->common.resume, a->fingerprint, 0, &state,
+                            err, sizeof err) != 0) {
+        snprintf(msg, msglen, "%s%s", strncmp(err, "--", 2) == 0 ? "" : "--output: ", err);
         return APP_EXIT_USAGE;
     }
     return 0;
@@ -198,13 +193,43 @@ void app_configure(app *a, const char *extra)
     a->config.fingerprint = a->fingerprint;
     a->config.resume = a->common.resume;
     a->config.interrupt = &app_interrupted;
+
+    /* Rank 0 decides with the whole fingerprint; every rank needs the
+     * verdict for its exit code. */
+    int verdict = 0;
+    if (a->rank == 0 && a->out) {
+        char err[APP_MESSAGE_MAX - 16]; /* room for a "--output: " prefix */
+        mpmap_output_state state;
+        if (mpmap_output_decide(a->out, a->common.force, a->common.resume, a->fingerprint, 1,
+                                &state, err, sizeof err) != 0) {
+            snprintf(a->output_message, sizeof a->output_message, "%s%s",
+                     strncmp(err, "--", 2) == 0 ? "" : "--output: ", err);
+            verdict = APP_EXIT_USAGE;
+        } else if (state == MPMAP_OUTPUT_COMPLETE) {
+            snprintf(a->output_message, sizeof a->output_message,
+                     "output '%s' is already complete (same arguments); nothing to do",
+                     a->common.output);
+            verdict = APP_OUTPUT_COMPLETE;
+        }
+    }
+    MPI_Bcast(&verdict, 1, MPI_INT, 0, a->comm);
+    a->output_verdict = verdict;
 }
 
 int app_create_output(app *a, char *msg, size_t msglen)
 {
-    char err[MPMAP_H5_ERROR_MAX];
-    if (mpmap_h5_create(a->common.output, a->common.force || a->common.resume, &a->h5, err,
-                        sizeof err) != 0) {
+    if (a->output_verdict != 0) {
+        snprintf(msg, msglen, "%s", a->output_message);
+        return a->output_verdict == APP_EXIT_USAGE ? APP_EXIT_USAGE : APP_EXIT_FAILED;
+    }
+    if (!a->out) {
+        /* An app that skipped app_check_output still gets the lock. */
+        int code = app_check_output(a, NULL, msg, msglen);
+        if (code != 0)
+            return code;
+    }
+    char err[APP_MESSAGE_MAX];
+    if (mpmap_output_create(a->out, a->fingerprint, &a->h5, err, sizeof err) != 0) {
         snprintf(msg, msglen, "%s", err);
         return APP_EXIT_FAILED;
     }
@@ -254,47 +279,17 @@ uint64_t app_hash_bytes(const void *data, size_t n)
     return h;
 }
 
-static void format_duration(double s, char *buf, size_t len)
-{
-    if (s < 0)
-        snprintf(buf, len, "?");
-    else if (s < 60)
-        snprintf(buf, len, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
-    else
-        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
-}
-
 void app_progress(app *a, const mpmap_progress_info *info)
 {
     if (a->rank != 0 || a->common.quiet)
         return;
-    double frac = info->total > 0 ? (double)info->done / (double)info->total : 1.0;
-    char eta[32], elapsed[32];
-    format_duration(info->eta, eta, sizeof eta);
-    format_duration(info->elapsed, elapsed, sizeof elapsed);
-    if (a->stderr_is_tty) {
-        char bar[31];
-        int filled = (int)(frac * 30 + 0.5);
-        for (int i = 0; i < 30; i++)
-            bar[i] = i < filled ? '#' : '.';
-        bar[30] = '\0';
-        fprintf(stderr, "\r%s [%s] %5.1f%% %lld/%lld  %.3g tasks/s  ETA %s ", a->name, bar,
-                100 * frac, (long long)info->done, (long long)info->total, info->rate, eta);
-        if (info->done >= info->total)
-            fputc('\n', stderr);
-    } else {
-        fprintf(stderr, "%s: progress %lld/%lld tasks (%.1f%%), %.3g tasks/s, elapsed %s, ETA %s\n",
-                a->name, (long long)info->done, (long long)info->total, 100 * frac, info->rate,
-                elapsed, eta);
-    }
-    fflush(stderr);
+    progress_show(stderr, a->name, info, a->stderr_is_tty);
 }
 
 int app_output_failed(const app *a, char *msg, size_t msglen)
 {
-    snprintf(msg, msglen, "cannot write '%s': %s", a->common.output, mpmap_h5_error(a->h5));
+    mpmap_output_describe_failure(a->common.output, mpmap_h5_sys_errno(a->h5),
+                                  mpmap_h5_error(a->h5), msg, msglen);
     return APP_EXIT_FAILED;
 }
 
@@ -306,24 +301,36 @@ void app_print_run_summary(const app *a, const mpmap_report *report)
     printf("  wrote %s\n", a->common.output);
 }
 
+/* Whether the run stopped because the checkpoint itself could not be
+ * written (the runtime's message names it): then only the tasks synced to
+ * it before are kept, which the message must not overstate. */
+static bool checkpoint_failed(const mpmap_report *report)
+{
+    return strstr(report->message, "checkpoint") != NULL;
+}
+
 int app_finish(app *a, int run_status, const mpmap_report *report)
 {
     int code = APP_EXIT_OK;
-    char err[MPMAP_H5_ERROR_MAX] = "";
     if (run_status == MPMAP_OK) {
         if (a->rank == 0) {
-            if (mpmap_h5_commit(a->h5, err, sizeof err) != 0) {
-                fprintf(stderr, "%s: cannot write '%s': %s (results kept in '%s'; rerun with --resume)\n",
-                        a->name, a->common.output, err, a->checkpoint_path);
+            char err[APP_MESSAGE_MAX] = "";
+            if (mpmap_output_commit(a->out, a->h5, err, sizeof err) != 0) {
+                fprintf(stderr, "%s: %s (completed tasks are kept in '%s'; rerun with --resume)\n",
+                        a->name, err, a->checkpoint_path);
+                fflush(stderr);
                 code = APP_EXIT_FAILED;
-            } else {
-                unlink(a->checkpoint_path);
             }
             a->h5 = NULL;
         }
     } else {
+        /* A failed write to the output comes back from the runtime as a
+         * failing sink; the output handle knows the real cause. */
+        char why[APP_MESSAGE_MAX] = "";
+        if (a->rank == 0 && a->h5 && mpmap_h5_error(a->h5)[0])
+            app_output_failed(a, why, sizeof why);
         if (a->rank == 0 && a->h5) {
-            mpmap_h5_abort(a->h5);
+            mpmap_output_abort(a->out, a->h5);
             a->h5 = NULL;
         }
         switch (run_status) {
@@ -338,9 +345,15 @@ int app_finish(app *a, int run_status, const mpmap_report *report)
             code = APP_EXIT_USAGE;
             break;
         default:
-            app_error(a, "%s%s", report->message,
-                      report->tasks_done > 0 ? "; completed tasks are saved, rerun with --resume"
-                                             : "");
+            if (!why[0] && checkpoint_failed(report))
+                app_error(a, "%s; the tasks synced to it before are kept, rerun with --resume "
+                             "once that is fixed",
+                          report->message);
+            else
+                app_error(a, "%s%s", why[0] ? why : report->message,
+                          report->tasks_done > 0
+                              ? "; completed tasks are kept in the checkpoint, rerun with --resume"
+                              : "");
             code = APP_EXIT_FAILED;
             break;
         }
@@ -352,8 +365,20 @@ int app_finish(app *a, int run_status, const mpmap_report *report)
 
 int app_exit(app *a, int code)
 {
-    if (a->rank == 0 && a->h5)
-        mpmap_h5_abort(a->h5);
+    if (a->rank == 0) {
+        if (a->h5)
+            mpmap_output_abort(a->out, a->h5);
+        a->h5 = NULL;
+        /* Last: the lock covers OUT.partial and OUT.ckpt until here. */
+        mpmap_output_close(a->out);
+        a->out = NULL;
+    }
+    /* The apps report app_create_output's refusal as a failure to create;
+     * the verdict of app_configure says what it really was. */
+    if (a->output_verdict == APP_OUTPUT_COMPLETE)
+        code = APP_EXIT_OK;
+    else if (a->output_verdict == APP_EXIT_USAGE && code == APP_EXIT_FAILED)
+        code = APP_EXIT_USAGE;
     mpmap_cli_free(a->options, a->noptions);
     MPI_Finalize();
     return code;

@@ -16,6 +16,7 @@
 #include "mpmap.h"
 #include "mpmap_cli.h"
 #include "mpmap_h5.h"
+#include "mpmap_output.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +24,9 @@
 enum { APP_EXIT_OK = 0, APP_EXIT_FAILED = 1, APP_EXIT_USAGE = 2, APP_EXIT_INTERRUPTED = 3 };
 
 #define APP_MESSAGE_MAX 2048
+/* Not an exit code: the output is already complete with these arguments
+ * (app_configure); app_exit turns it into APP_EXIT_OK. */
+#define APP_OUTPUT_COMPLETE (-1)
 #define APP_MAX_OPTIONS 48
 
 typedef struct app {
@@ -43,7 +47,13 @@ typedef struct app {
     char checkpoint_path[4096];
     char fingerprint[8192];
 
+    /* What app_configure decided about the output, on every rank: 0 (go
+     * on), APP_EXIT_USAGE (refused) or APP_OUTPUT_COMPLETE. */
+    int output_verdict;
+
     /* rank 0 only */
+    mpmap_output *out; /* lock and paths of the output, from app_check_output to app_exit */
+    char output_message[APP_MESSAGE_MAX];
     mpmap_h5 *h5;
     bool stderr_is_tty;
     double last_progress_width;
@@ -70,22 +80,31 @@ int app_parse(app *a, const char *default_output, const char *summary);
 int app_agree(app *a, int code, const char *message);
 
 /*
- * Rank 0: checks the output path and the checkpoint beside it against
- * --force/--resume, and fills config/fingerprint for the job. extra is
- * appended to the fingerprint (e.g. the input's shape). Returns 0 or fills
- * msg and returns APP_EXIT_USAGE. Call on rank 0, then app_agree.
+ * Rank 0: takes the output's lock (OUT.lock, held until app_exit; a live run
+ * on the same output is refused, whatever the flags) and checks the output
+ * and the checkpoint beside it against --force/--resume (mpmap_output_decide;
+ * only the flags part of the fingerprint when extra is NULL, the rest comes
+ * with app_configure). Returns 0 or fills msg and returns APP_EXIT_USAGE.
+ * Call on rank 0, then app_agree.
  */
 int app_check_output(app *a, const char *extra, char *msg, size_t msglen);
 
-/* Every rank: configuration shared by the app's run (after app_check_output
- * and app_agree). Sets checkpoint path, fingerprint, interrupt flag. */
+/* Every rank, collective: configuration shared by the app's run (after
+ * app_check_output and app_agree). Sets checkpoint path, fingerprint,
+ * interrupt flag, and decides with the whole fingerprint whether the output
+ * is to be written, refused, or already complete (--resume of a finished
+ * run); app_create_output then reports that and app_exit returns its code. */
 void app_configure(app *a, const char *extra);
 
-/* Rank 0: creates the temporary output file. */
+/* Rank 0: creates the temporary output file with the run's fingerprint.
+ * Non-zero with msg filled when it cannot, or when app_configure found
+ * nothing to write ("already complete") or a refusal; whatever the app then
+ * passes to app_exit, app_exit returns the verdict's exit code. */
 int app_create_output(app *a, char *msg, size_t msglen);
 
-/* Rank 0, after a failed write to the output: puts "cannot write 'OUTPUT':
- * HDF5 reason" in msg and returns APP_EXIT_FAILED. */
+/* Rank 0, after a failed write to the output: puts "no space left on device
+ * while writing 'OUTPUT'" or "cannot write 'OUTPUT': reason" in msg and
+ * returns APP_EXIT_FAILED. */
 int app_output_failed(const app *a, char *msg, size_t msglen);
 
 /* Rank 0: the summary's last lines, "N ranks, SCHEDULE schedule, T s (R tasks
@@ -103,7 +122,8 @@ int app_write_provenance(app *a, const mpmap_report *report, int nextra,
  */
 int app_finish(app *a, int run_status, const mpmap_report *report);
 
-/* Finalizes MPI and returns code, for `return app_exit(&a, code);`. */
+/* Releases the output's lock, finalizes MPI and returns code (or the
+ * verdict of app_configure), for `return app_exit(&a, code);`. */
 int app_exit(app *a, int code);
 
 /* job.trace adapter: context must be the app. */

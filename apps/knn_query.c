@@ -10,18 +10,14 @@
  * are bitwise identical for any rank count, schedule and chunk size.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "app_common.h"
 #include "knn_kernel.h"
+#include "mpmap_app.h"
 #include "mpmap_rng.h"
 
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Bytes of each output dataset rank 0 gathers before one write: small
- * chunks (--schedule dynamic --chunk 1) must not turn into one HDF5 write
- * per query. */
-#define KNN_SINK_BLOCK_BYTES ((int64_t)1 << 20)
 
 /*
  * Chunks per rank the schedule is capped to. Guided's first chunk is half
@@ -42,28 +38,25 @@ enum { KNN_STREAM_DATA = 1, KNN_STREAM_QUERIES = 2 };
 #define KNN_SOURCE_MAX 4200
 
 typedef struct knn_problem {
-    app *a; /* first: the shared job callbacks (app_job_progress/trace) find it here */
+    mpmap_app_problem problem;
+    /* flags */
+    const char *data_spec, *query_spec;
+    int64_t points, queries, dim, seed, k, leaf_size;
+    int points_seen, queries_seen, dim_seen, seed_seen;
     /* inputs, on every rank (node-shared, read-only) */
+    mpmap_app_shared *data_shared, *query_shared;
     const double *data; /* n x d */
     int64_t n;
     int d;
-    const double *queries; /* m x d */
+    const double *queries_data; /* m x d */
     int64_t m;
-    int k;
-    int leaf_size;
     knn_tree *tree; /* this rank's own */
-    size_t record_size;
+    double build_time;
     /* this rank: answers of one batch before they are interleaved into records */
     double *batch_dist;
     int64_t *batch_index;
     int64_t batch_rows;
-    /* rank 0: output */
-    mpmap_h5_dataset *dist_ds, *index_ds;
-    double *block_dist;    /* block_rows x k distances of queries block_first.. */
-    int64_t *block_index;  /* block_rows x k indices */
-    int64_t block_rows;    /* capacity in queries */
-    int64_t block_first;   /* query of row 0 */
-    int64_t block_count;   /* queries held */
+    char data_source[KNN_SOURCE_MAX], query_source[KNN_SOURCE_MAX];
 } knn_problem;
 
 /* Grows the batch buffers to hold `rows` queries; 0 or -1 (out of memory). */
@@ -95,9 +88,9 @@ static int knn_map(int64_t begin, int64_t end, void *records, mpmap_task_error *
     knn_problem *p = ctx;
     int64_t rows = end - begin;
     if (knn_reserve(p, rows) != 0)
-        return mpmap_task_fail(err, begin, 1, "out of memory for %lld queries of %d neighbours",
-                               (long long)rows, p->k);
-    int rc = knn_tree_query_batch(p->tree, p->queries + begin * p->d, rows, p->k, p->batch_dist,
+        return mpmap_task_fail(err, begin, 1, "out of memory for %lld queries of %lld neighbours",
+                               (long long)rows, (long long)p->k);
+    int rc = knn_tree_query_batch(p->tree, p->queries_data + begin * p->d, rows, (int)p->k, p->batch_dist,
                                   p->batch_index);
     if (rc != KNN_OK) /* only on arguments the validation has ruled out */
         return mpmap_task_fail(err, begin, 1, "cannot answer queries %lld-%lld (%s)",
@@ -105,51 +98,41 @@ static int knn_map(int64_t begin, int64_t end, void *records, mpmap_task_error *
     size_t row_bytes = (size_t)p->k * sizeof(double);
     char *out = records;
     for (int64_t r = 0; r < rows; r++) {
-        char *rec = out + (size_t)r * p->record_size;
+        char *rec = out + (size_t)r * p->problem.record_size;
         memcpy(rec, p->batch_dist + r * p->k, row_bytes);
         memcpy(rec + row_bytes, p->batch_index + r * p->k, (size_t)p->k * sizeof(int64_t));
     }
     return 0;
 }
 
-/* Rank 0: writes the held block to /distance and /index and empties it. */
-static int knn_flush(knn_problem *p)
+/* Rank 0: flags that only apply to synthetic points. */
+static int knn_check(mpmap_app *app, void *ctx)
 {
-    if (p->block_count == 0)
-        return 0;
-    if (mpmap_h5_dataset_write_rows(p->dist_ds, p->block_first, p->block_count, p->block_dist) != 0 ||
-        mpmap_h5_dataset_write_rows(p->index_ds, p->block_first, p->block_count, p->block_index) != 0)
-        return -1;
-    p->block_first += p->block_count;
-    p->block_count = 0;
-    return 0;
-}
-
-/*
- * Rank 0: records arrive in ascending query order, each once, so the block
- * always holds one contiguous run of queries; records are split into the
- * two datasets as they are copied in.
- */
-static int knn_sink(int64_t begin, int64_t end, const void *records, const int32_t *status,
-                    void *ctx)
-{
-    (void)status; /* a failed task stops the run (--on-error stop); its record is zeros otherwise */
-    knn_problem *p = ctx;
-    if (p->block_count > 0 && p->block_first + p->block_count != begin)
-        return -1; /* out of order: the library's contract is broken */
-    if (p->block_count == 0)
-        p->block_first = begin;
-    size_t row_bytes = (size_t)p->k * sizeof(double);
-    const char *in = records;
-    for (int64_t t = begin; t < end; t++) {
-        const char *rec = in + (size_t)(t - begin) * p->record_size;
-        memcpy(p->block_dist + p->block_count * p->k, rec, row_bytes);
-        memcpy(p->block_index + p->block_count * p->k, rec + row_bytes,
-               (size_t)p->k * sizeof(int64_t));
-        p->block_count++;
-        if (p->block_count == p->block_rows && knn_flush(p) != 0)
-            return -1;
-    }
+    const knn_problem *p = ctx;
+    if (p->data_spec && p->points_seen)
+        return mpmap_app_usage(app, "--points: only applies to synthetic data, not with --data");
+    if (p->query_spec && p->queries_seen)
+        return mpmap_app_usage(app, "--queries-count: only applies to synthetic queries, not "
+                                    "with --queries");
+    if (p->data_spec && p->dim_seen)
+        return mpmap_app_usage(app, "--dim: only applies to synthetic points, not with --data");
+    if (p->data_spec && p->query_spec && p->seed_seen)
+        return mpmap_app_usage(app, "--seed: only applies to synthetic points, not with --data "
+                                    "and --queries");
+    /* Sizes before anything is allocated: the synthetic points once per node
+     * plus one private kd-tree copy per rank; the synthetic queries plus
+     * their results, k distances and k indices each (/distance, /index). */
+    size_t ranks = (size_t)mpmap_app_size(app);
+    if (!p->data_spec &&
+        !mpmap_app_fits_in_memory(p->points, (size_t)p->dim * sizeof(double) * (1 + ranks) + 8))
+        return mpmap_app_usage(app, "--points: %lld points x %lld dimensions (one copy per rank "
+                                    "for its kd-tree) do not fit in memory",
+                               (long long)p->points, (long long)p->dim);
+    if (!p->query_spec &&
+        !mpmap_app_fits_in_memory(p->queries, (size_t)(p->dim + 2 * p->k) * sizeof(double)))
+        return mpmap_app_usage(app, "--queries-count: %lld queries x %lld neighbours (-k) do not "
+                                    "fit in memory",
+                               (long long)p->queries, (long long)p->k);
     return 0;
 }
 
@@ -159,297 +142,197 @@ static int knn_sink(int64_t begin, int64_t end, const void *records, const int32
  * random stream i, so they never depend on the rank count). Either way one
  * copy per node. Returns 0 or an exit code, the same on every rank.
  */
-static int knn_load(app *a, const char *flag, const char *spec, uint64_t seed, int64_t rows,
-                    int64_t cols, app_shared *out, int64_t *out_rows, int64_t *out_cols)
+static int knn_load(mpmap_app *app, const char *flag, const char *spec, uint64_t seed,
+                    int64_t rows, int64_t cols, mpmap_app_shared **out, int64_t *out_rows,
+                    int64_t *out_cols)
 {
     if (spec)
-        return app_load_matrix(a, flag, spec, out, out_rows, out_cols);
-    if (app_shared_alloc(a, rows * cols, out) != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s: %lld x %lld points do not fit in memory", flag,
-                 (long long)rows, (long long)cols);
-        return app_agree(a, APP_EXIT_USAGE, msg);
-    }
-    if (out->node_leader)
-        mpmap_rng_rows_uniform(seed, 0, (size_t)rows, (size_t)cols, out->data);
-    app_shared_publish(a, out, false);
+        return mpmap_app_load_matrix(app, flag, spec, out, out_rows, out_cols);
+    if (mpmap_app_shared_alloc(app, rows * cols, out) != 0)
+        return mpmap_app_usage(app, "%s: %lld x %lld points do not fit in memory", flag,
+                               (long long)rows, (long long)cols);
+    if (mpmap_app_shared_leader(*out))
+        mpmap_rng_rows_uniform(seed, 0, (size_t)rows, (size_t)cols, mpmap_app_shared_data(*out));
+    mpmap_app_shared_publish(app, *out, false);
     *out_rows = rows;
     *out_cols = cols;
     return 0;
 }
 
-/* Rank 0: the output file and the datasets that stream during the run. */
-static int create_outputs(knn_problem *p, app *a, char *msg, size_t msglen)
+static void describe_source(char *buf, const char *spec, int d, int64_t seed)
 {
-    if (app_create_output(a, msg, msglen) != 0)
-        return APP_EXIT_FAILED;
-    int64_t row_bytes = (int64_t)p->k * (int64_t)sizeof(double);
-    p->block_rows = KNN_SINK_BLOCK_BYTES / row_bytes > 0 ? KNN_SINK_BLOCK_BYTES / row_bytes : 1;
-    if (p->block_rows > p->m)
-        p->block_rows = p->m;
-    p->block_dist = malloc((size_t)(p->block_rows * p->k) * sizeof *p->block_dist);
-    p->block_index = malloc((size_t)(p->block_rows * p->k) * sizeof *p->block_index);
-    if (!p->block_dist || !p->block_index) {
-        snprintf(msg, msglen, "out of memory");
-        return APP_EXIT_FAILED;
-    }
-    /* The writer creates the int64 index coordinates /query and /neighbour. */
-    const char *dims[] = { "query", "neighbour" };
-    int64_t shape[] = { p->m, p->k };
-    mpmap_h5 *f = a->h5;
-    int rc = mpmap_h5_dataset_create(f, "/distance", H5T_NATIVE_DOUBLE, 2, shape, dims, &p->dist_ds);
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/distance", "long_name",
-                                  "Euclidean distance from the query to its neighbour, ascending");
-    if (rc == 0)
-        rc = mpmap_h5_dataset_create(f, "/index", H5T_NATIVE_INT64, 2, shape, dims, &p->index_ds);
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/index", "long_name",
-                                  "row of the data (0-based) of the neighbour; equal distances "
-                                  "go to the lower row");
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/query", "long_name", "row of the queries (0-based)");
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/neighbour", "long_name",
-                                  "rank of the neighbour, 0 = nearest");
-    return rc != 0 ? app_output_failed(a, msg, msglen) : 0;
+    if (spec)
+        snprintf(buf, KNN_SOURCE_MAX, "%s", spec);
+    else
+        snprintf(buf, KNN_SOURCE_MAX, "synthetic uniform [0,1)^%d, seed %lld", d, (long long)seed);
 }
 
-/* Rank 0: closes the result datasets if they are open (before the output is
- * committed or removed). */
-static void close_outputs(knn_problem *p)
+/* Every rank: data first (synthetic queries take its dimension), then the
+ * queries, then this rank's kd-tree. */
+static int knn_setup(mpmap_app *app, void *ctx)
 {
-    if (p->dist_ds)
-        mpmap_h5_dataset_close(p->dist_ds);
-    if (p->index_ds)
-        mpmap_h5_dataset_close(p->index_ds);
-    p->dist_ds = p->index_ds = NULL;
-}
-
-/* Rank 0, after a successful run: sizes, sources and provenance as root attributes. */
-static int write_summary(const knn_problem *p, app *a, const mpmap_report *report,
-                         const char *data_source, const char *query_source)
-{
-    mpmap_h5 *f = a->h5;
-    int rc = mpmap_h5_attr_int64(f, "/", "k", p->k);
-    if (rc == 0)
-        rc = mpmap_h5_attr_int64(f, "/", "points", p->n);
-    if (rc == 0)
-        rc = mpmap_h5_attr_int64(f, "/", "queries", p->m);
-    if (rc == 0)
-        rc = mpmap_h5_attr_int64(f, "/", "dim", p->d);
-    if (rc == 0)
-        rc = mpmap_h5_attr_int64(f, "/", "leaf_size", p->leaf_size);
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/", "data_source", data_source);
-    if (rc == 0)
-        rc = mpmap_h5_attr_string(f, "/", "query_source", query_source);
-    if (rc == 0)
-        rc = app_write_provenance(a, report, 0, NULL, NULL);
-    return rc;
-}
-
-int main(int argc, char **argv)
-{
-    app a;
-    app_init(&a, "knn_query", &argc, &argv);
-
-    const char *data_spec = NULL, *query_spec = NULL;
-    int64_t points = 100000, queries = 10000, dim = 8, seed = 1, k = 5,
-            leaf_size = KNN_DEFAULT_LEAF_SIZE;
-    int points_seen = 0, queries_seen = 0, dim_seen = 0, seed_seen = 0;
-    char leaf_default[16];
-    snprintf(leaf_default, sizeof leaf_default, "%d", KNN_DEFAULT_LEAF_SIZE);
-
-    app_add_option(&a, (mpmap_option){ .name = "--data", .kind = MPMAP_OPT_STRING, .target = &data_spec,
-                                       .metavar = "FILE.h5:/DATASET",
-                                       .help = "points searched: an n x d float64 dataset (default: synthetic uniform)" });
-    app_add_option(&a, (mpmap_option){ .name = "--queries", .kind = MPMAP_OPT_STRING,
-                                       .target = &query_spec, .metavar = "FILE.h5:/DATASET",
-                                       .help = "query points: an m x d float64 dataset (default: synthetic uniform)" });
-    app_add_option(&a, (mpmap_option){ .name = "--points", .kind = MPMAP_OPT_INT64, .target = &points,
-                                       .metavar = "N", .help = "synthetic data points, uniform in [0,1)^D",
-                                       .default_text = "100000", .min = 1, .max = 1e12,
-                                       .seen = &points_seen });
-    app_add_option(&a, (mpmap_option){ .name = "--queries-count", .kind = MPMAP_OPT_INT64,
-                                       .target = &queries, .metavar = "M",
-                                       .help = "synthetic query points, uniform in [0,1)^D",
-                                       .default_text = "10000", .min = 1, .max = 1e12,
-                                       .seen = &queries_seen });
-    app_add_option(&a, (mpmap_option){ .name = "--dim", .kind = MPMAP_OPT_INT64, .target = &dim,
-                                       .metavar = "D", .help = "dimension of the synthetic points",
-                                       .default_text = "8", .min = 1, .max = 4096, .seen = &dim_seen });
-    app_add_option(&a, (mpmap_option){ .name = "--seed", .kind = MPMAP_OPT_INT64, .target = &seed,
-                                       .metavar = "S", .help = "seed of the synthetic points",
-                                       .default_text = "1", .min = 0, .max = 9.2e18, .seen = &seed_seen });
-    app_add_option(&a, (mpmap_option){ .short_name = 'k', .kind = MPMAP_OPT_INT64, .target = &k,
-                                       .metavar = "K", .help = "neighbours per query (at most the data's points)",
-                                       .default_text = "5", .min = 1, .max = 1e6 });
-    /* The tree's shape changes speed, never results: resuming with another
-     * leaf size is fine, so it is left out of the fingerprint. */
-    app_add_option(&a, (mpmap_option){ .name = "--leaf-size", .kind = MPMAP_OPT_INT64,
-                                       .target = &leaf_size, .metavar = "L",
-                                       .help = "most points in a kd-tree leaf (speed only)",
-                                       .default_text = leaf_default, .min = 1, .max = 1e9,
-                                       .flags = MPMAP_OPT_NO_FINGERPRINT });
-
-    int code = app_parse(&a, "knn_query.h5",
-                         "Exact k nearest neighbours of many query points (kd-tree), in parallel.");
-    if (code >= 0)
-        return app_exit(&a, code);
-
-    /* Checks that need no data; rank 0 decides for everyone. */
-    char msg[APP_MESSAGE_MAX] = "";
-    code = 0;
-    const char *misplaced = NULL;
-    if (data_spec && points_seen)
-        misplaced = "--points: only applies to synthetic data, not with --data";
-    else if (query_spec && queries_seen)
-        misplaced = "--queries-count: only applies to synthetic queries, not with --queries";
-    else if (data_spec && dim_seen)
-        misplaced = "--dim: only applies to synthetic points, not with --data";
-    else if (data_spec && query_spec && seed_seen)
-        misplaced = "--seed: only applies to synthetic points, not with --data and --queries";
-    if (misplaced) {
-        snprintf(msg, sizeof msg, "%s", misplaced);
-        code = APP_EXIT_USAGE;
-    }
-    if (code == 0 && a.rank == 0)
-        code = app_check_output(&a, NULL, msg, sizeof msg);
-    code = app_agree(&a, code, msg);
-    if (code != 0)
-        return app_exit(&a, code);
-
-    /* Data first: synthetic queries take the data's dimension. */
-    knn_problem p = { .a = &a, .k = (int)k, .leaf_size = (int)leaf_size };
-    app_shared data = { .window = MPI_WIN_NULL, .node = MPI_COMM_NULL, .leaders = MPI_COMM_NULL };
-    app_shared qs = { .window = MPI_WIN_NULL, .node = MPI_COMM_NULL, .leaders = MPI_COMM_NULL };
+    knn_problem *p = ctx;
     int64_t rows = 0, cols = 0, qrows = 0, qcols = 0;
-    code = knn_load(&a, data_spec ? "--data" : "--points", data_spec,
-                    mpmap_rng_subseed((uint64_t)seed, KNN_STREAM_DATA), points, dim, &data, &rows,
-                    &cols);
+    int code = knn_load(app, p->data_spec ? "--data" : "--points", p->data_spec,
+                        mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_DATA), p->points, p->dim,
+                        &p->data_shared, &rows, &cols);
+    if (code == 0)
+        code = knn_load(app, p->query_spec ? "--queries" : "--queries-count", p->query_spec,
+                        mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_QUERIES), p->queries,
+                        cols, &p->query_shared, &qrows, &qcols);
     if (code != 0)
-        return app_exit(&a, code);
-    code = knn_load(&a, query_spec ? "--queries" : "--queries-count", query_spec,
-                    mpmap_rng_subseed((uint64_t)seed, KNN_STREAM_QUERIES), queries, cols, &qs,
-                    &qrows, &qcols);
-    if (code != 0) {
-        app_shared_free(&data);
-        return app_exit(&a, code);
-    }
-    p.data = data.data;
-    p.n = rows;
-    p.d = (int)cols;
-    p.queries = qs.data;
-    p.m = qrows;
+        return code;
+    p->data = mpmap_app_shared_data(p->data_shared);
+    p->n = rows;
+    p->d = (int)cols;
+    p->queries_data = mpmap_app_shared_data(p->query_shared);
+    p->m = qrows;
+    if (qcols != cols)
+        return mpmap_app_usage(app,
+                               "--queries: the queries are %lld x %lld but the data is %lld x "
+                               "%lld; both need the same number of columns",
+                               (long long)qrows, (long long)qcols, (long long)rows,
+                               (long long)cols);
+    if (p->k > rows)
+        return mpmap_app_usage(app, "-k: %lld neighbours but the data has only %lld point%s",
+                               (long long)p->k, (long long)rows, rows == 1 ? "" : "s");
+    if (!mpmap_app_fits_in_memory(qrows, (size_t)p->k * (sizeof(double) + sizeof(int64_t))))
+        return mpmap_app_usage(app, "-k: %lld neighbours for each of %lld queries do not fit in "
+                                    "memory",
+                               (long long)p->k, (long long)qrows);
+    describe_source(p->data_source, p->data_spec, p->d, p->seed);
+    describe_source(p->query_source, p->query_spec, p->d, p->seed);
 
-    code = 0;
-    if (qcols != cols) {
-        snprintf(msg, sizeof msg,
-                 "--queries: the queries are %lld x %lld but the data is %lld x %lld; "
-                 "both need the same number of columns",
-                 (long long)qrows, (long long)qcols, (long long)rows, (long long)cols);
-        code = APP_EXIT_USAGE;
-    } else if (k > rows) {
-        snprintf(msg, sizeof msg, "-k: %lld neighbours but the data has only %lld point%s",
-                 (long long)k, (long long)rows, rows == 1 ? "" : "s");
-        code = APP_EXIT_USAGE;
-    }
-    code = app_agree(&a, code, msg);
-    if (code != 0)
-        goto done;
-
+    mpmap_app_problem *q = &p->problem;
+    q->ntasks = p->m;
+    q->task_dim = "query";
+    q->fields[q->nfields++] = (mpmap_app_field){
+        .name = "distance", .type = MPMAP_DOUBLE, .rank = 1, .shape = { p->k },
+        .dims = { "neighbour" },
+        .long_name = "Euclidean distance from the query to its neighbour, ascending" };
+    q->fields[q->nfields++] = (mpmap_app_field){
+        .name = "index", .type = MPMAP_INT64, .rank = 1, .shape = { p->k }, .dims = { "neighbour" },
+        .long_name = "row of the data (0-based) of the neighbour; equal distances go to the "
+                     "lower row" };
+    q->coords[q->ncoords++] = (mpmap_app_coord){ .name = "query", .type = MPMAP_INT64, .n = p->m,
+                                                 .long_name = "row of the queries (0-based)" };
+    q->coords[q->ncoords++] = (mpmap_app_coord){ .name = "neighbour", .type = MPMAP_INT64,
+                                                 .n = p->k,
+                                                 .long_name = "rank of the neighbour, 0 = nearest" };
     /* Resuming needs the same points: the fingerprint covers the shapes and
      * bytes of both inputs, and the effective k (a default may change). Rank
      * 0 hashes, so the other ranks need not read the data once more. */
-    char extra[192] = "";
-    if (a.rank == 0) {
-        uint64_t hd = app_hash_bytes(p.data, (size_t)(p.n * p.d) * sizeof(double));
-        uint64_t hq = app_hash_bytes(p.queries, (size_t)(p.m * p.d) * sizeof(double));
-        snprintf(extra, sizeof extra, "data=%lldx%d:%016llx queries=%lldx%d:%016llx k=%d",
-                 (long long)p.n, p.d, (unsigned long long)hd, (long long)p.m, p.d,
-                 (unsigned long long)hq, p.k);
-    }
-    MPI_Bcast(extra, (int)sizeof extra, MPI_CHAR, 0, a.comm);
-    app_configure(&a, extra);
+    if (mpmap_app_rank(app) == 0)
+        snprintf(q->fingerprint, sizeof q->fingerprint,
+                 "data=%lldx%d:%016llx queries=%lldx%d:%016llx k=%lld", (long long)p->n, p->d,
+                 (unsigned long long)mpmap_app_hash(p->data, (size_t)(p->n * p->d) * 8),
+                 (long long)p->m, p->d,
+                 (unsigned long long)mpmap_app_hash(p->queries_data, (size_t)(p->m * p->d) * 8),
+                 (long long)p->k);
+    MPI_Bcast(q->fingerprint, (int)sizeof q->fingerprint, MPI_CHAR, 0, mpmap_app_comm(app));
     /* Results do not depend on chunking, so this only changes the balance. */
-    int64_t cap = (p.m + (int64_t)a.size * KNN_CHUNKS_PER_RANK - 1) /
-                  ((int64_t)a.size * KNN_CHUNKS_PER_RANK);
-    int64_t record_bytes = (int64_t)p.k * (int64_t)(sizeof(double) + sizeof(int64_t));
-    int64_t records_cap = KNN_MAX_CHUNK_BYTES / record_bytes > 0 ? KNN_MAX_CHUNK_BYTES / record_bytes : 1;
-    a.config.max_chunk = cap < records_cap ? cap : records_cap;
+    int64_t ranks = mpmap_app_size(app);
+    int64_t cap = (p->m + ranks * KNN_CHUNKS_PER_RANK - 1) / (ranks * KNN_CHUNKS_PER_RANK);
+    int64_t records_cap = KNN_MAX_CHUNK_BYTES / (p->k * 16) > 0 ? KNN_MAX_CHUNK_BYTES / (p->k * 16)
+                                                                 : 1;
+    q->max_chunk = cap < records_cap ? cap : records_cap;
 
     /* Every rank its own tree: the private copy of the points in leaf order
      * answers about twice as fast as reading the shared array through a
      * permutation, for n * d * 8 bytes per rank. */
-    double build_start = MPI_Wtime();
-    int built = knn_tree_build_ex(p.data, p.n, p.d, p.leaf_size, KNN_TREE_COPY_POINTS, &p.tree) ==
-                KNN_OK;
-    int all_built = 0;
-    MPI_Allreduce(&built, &all_built, 1, MPI_INT, MPI_MIN, a.comm);
-    double build_time = MPI_Wtime() - build_start;
-    p.record_size = (size_t)p.k * (sizeof(double) + sizeof(int64_t));
+    double start = MPI_Wtime();
+    if (knn_tree_build_ex(p->data, p->n, p->d, (int)p->leaf_size, KNN_TREE_COPY_POINTS,
+                          &p->tree) != KNN_OK)
+        return mpmap_app_failure(app, "cannot build the kd-tree over %lld x %d points: out of "
+                                      "memory",
+                                 (long long)p->n, p->d);
+    p->build_time = MPI_Wtime() - start;
+    return 0;
+}
 
-    code = all_built ? 0 : APP_EXIT_FAILED;
-    snprintf(msg, sizeof msg, "cannot build the kd-tree over %lld x %d points: out of memory",
-             (long long)p.n, p.d);
-    if (code == 0 && a.rank == 0)
-        code = create_outputs(&p, &a, msg, sizeof msg);
-    code = app_agree(&a, code, msg);
-    if (code != 0)
-        goto done;
+/* Rank 0, after a successful run: sizes and sources as root attributes. */
+static int knn_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
+{
+    (void)report;
+    const knn_problem *p = ctx;
+    int rc = mpmap_app_attr_int64(app, "k", p->k);
+    if (rc == 0)
+        rc = mpmap_app_attr_int64(app, "points", p->n);
+    if (rc == 0)
+        rc = mpmap_app_attr_int64(app, "queries", p->m);
+    if (rc == 0)
+        rc = mpmap_app_attr_int64(app, "dim", p->d);
+    if (rc == 0)
+        rc = mpmap_app_attr_int64(app, "leaf_size", p->leaf_size);
+    if (rc == 0)
+        rc = mpmap_app_attr_string(app, "data_source", p->data_source);
+    if (rc == 0)
+        rc = mpmap_app_attr_string(app, "query_source", p->query_source);
+    return rc;
+}
 
-    mpmap_job job = { .ntasks = p.m, .record_size = p.record_size, .map = knn_map, .context = &p,
-                      .sink = knn_sink, .trace = app_job_trace, .progress = app_job_progress };
-    mpmap_report report;
-    int status = mpmap_run(a.comm, &a.config, &job, &report);
+static void knn_print(mpmap_app *app, const mpmap_report *report, void *ctx)
+{
+    (void)app;
+    const knn_problem *p = ctx;
+    double computed = (double)(report->tasks_done - report->tasks_restored);
+    printf("knn_query: %lld nearest of %lld points in %d-D for %lld queries\n", (long long)p->k,
+           (long long)p->n, p->d, (long long)p->m);
+    printf("  data: %s\n  queries: %s\n", p->data_source, p->query_source);
+    printf("  kd-tree (leaf size %lld) built in %.3f s on each rank, %.3g queries/s\n",
+           (long long)p->leaf_size, p->build_time,
+           report->wall_time > 0 ? computed / report->wall_time : 0.0);
+}
 
-    char data_source[KNN_SOURCE_MAX], query_source[KNN_SOURCE_MAX];
-    if (data_spec)
-        snprintf(data_source, sizeof data_source, "%s", data_spec);
-    else
-        snprintf(data_source, sizeof data_source, "synthetic uniform [0,1)^%d, seed %lld", p.d,
-                 (long long)seed);
-    if (query_spec)
-        snprintf(query_source, sizeof query_source, "%s", query_spec);
-    else
-        snprintf(query_source, sizeof query_source, "synthetic uniform [0,1)^%d, seed %lld", p.d,
-                 (long long)seed);
-    if (status == MPMAP_OK && a.rank == 0) {
-        if (knn_flush(&p) != 0 || mpmap_h5_dataset_close(p.dist_ds) != 0 ||
-            mpmap_h5_dataset_close(p.index_ds) != 0 ||
-            write_summary(&p, &a, &report, data_source, query_source) != 0) {
-            status = MPMAP_EHDF5;
-            app_output_failed(&a, report.message, sizeof report.message);
-        }
-        p.dist_ds = p.index_ds = NULL;
-    } else {
-        close_outputs(&p);
-    }
-    MPI_Bcast(&status, 1, MPI_INT, 0, a.comm);
-    code = app_finish(&a, status, &report);
+static void knn_cleanup(void *ctx)
+{
+    knn_problem *p = ctx;
+    free(p->batch_dist);
+    free(p->batch_index);
+    knn_tree_free(p->tree);
+    mpmap_app_shared_free(p->query_shared);
+    mpmap_app_shared_free(p->data_shared);
+}
 
-    if (code == APP_EXIT_OK && a.rank == 0 && !a.common.quiet) {
-        double computed = (double)(report.tasks_done - report.tasks_restored);
-        printf("knn_query: %d nearest of %lld points in %d-D for %lld queries\n", p.k,
-               (long long)p.n, p.d, (long long)p.m);
-        printf("  data: %s\n  queries: %s\n", data_source, query_source);
-        printf("  kd-tree (leaf size %d) built in %.3f s on each rank\n", p.leaf_size, build_time);
-        printf("  %d rank%s, %s schedule, %.3f s, %.3g queries/s", a.size, a.size == 1 ? "" : "s",
-               mpmap_schedule_name(a.config.schedule), report.wall_time,
-               report.wall_time > 0 ? computed / report.wall_time : 0.0);
-        if (report.tasks_restored > 0)
-            printf(" (%lld queries resumed from checkpoint)", (long long)report.tasks_restored);
-        printf("\n  wrote %s\n", a.common.output);
-    }
-done:
-    close_outputs(&p);
-    free(p.batch_dist);
-    free(p.batch_index);
-    free(p.block_dist);
-    free(p.block_index);
-    knn_tree_free(p.tree);
-    app_shared_free(&qs);
-    app_shared_free(&data);
-    return app_exit(&a, code);
+int main(int argc, char **argv)
+{
+    knn_problem p = { .points = 100000, .queries = 10000, .dim = 8, .seed = 1, .k = 5,
+                      .leaf_size = KNN_DEFAULT_LEAF_SIZE };
+    char leaf_default[16];
+    snprintf(leaf_default, sizeof leaf_default, "%d", KNN_DEFAULT_LEAF_SIZE);
+    mpmap_option options[] = {
+        { .name = "--data", .kind = MPMAP_OPT_STRING, .target = &p.data_spec,
+          .metavar = "FILE.h5:/DATASET",
+          .help = "points searched: an n x d float64 dataset (default: synthetic uniform)" },
+        { .name = "--queries", .kind = MPMAP_OPT_STRING, .target = &p.query_spec,
+          .metavar = "FILE.h5:/DATASET",
+          .help = "query points: an m x d float64 dataset (default: synthetic uniform)" },
+        { .name = "--points", .kind = MPMAP_OPT_INT64, .target = &p.points, .metavar = "N",
+          .help = "synthetic data points, uniform in [0,1)^D", .default_text = "100000",
+          .min = 1, .max = 1e12, .seen = &p.points_seen },
+        { .name = "--queries-count", .kind = MPMAP_OPT_INT64, .target = &p.queries,
+          .metavar = "M", .help = "synthetic query points, uniform in [0,1)^D",
+          .default_text = "10000", .min = 1, .max = 1e12, .seen = &p.queries_seen },
+        { .name = "--dim", .kind = MPMAP_OPT_INT64, .target = &p.dim, .metavar = "D",
+          .help = "dimension of the synthetic points", .default_text = "8", .min = 1,
+          .max = 4096, .seen = &p.dim_seen },
+        { .name = "--seed", .kind = MPMAP_OPT_INT64, .target = &p.seed, .metavar = "S",
+          .help = "seed of the synthetic points", .default_text = "1", .min = 0, .max = 9.2e18,
+          .seen = &p.seed_seen },
+        { .short_name = 'k', .kind = MPMAP_OPT_INT64, .target = &p.k, .metavar = "K",
+          .help = "neighbours per query (at most the data's points)", .default_text = "5",
+          .min = 1, .max = 1e6 },
+        /* The tree's shape changes speed, never results: resuming with another
+         * leaf size is fine, so it is left out of the fingerprint. */
+        { .name = "--leaf-size", .kind = MPMAP_OPT_INT64, .target = &p.leaf_size,
+          .metavar = "L", .help = "most points in a kd-tree leaf (speed only)",
+          .default_text = leaf_default, .min = 1, .max = 1e9, .flags = MPMAP_OPT_NO_FINGERPRINT },
+    };
+    mpmap_app_def def = {
+        .name = "knn_query", .default_output = "knn_query.h5",
+        .summary = "Exact k nearest neighbours of many query points (kd-tree), in parallel.",
+        .options = options, .noptions = sizeof options / sizeof options[0], .context = &p,
+        .problem = &p.problem, .check = knn_check, .setup = knn_setup, .map = knn_map,
+        .finish = knn_finish, .print = knn_print, .cleanup = knn_cleanup, .task_noun = "queries" };
+    return mpmap_app_main(argc, argv, &def);
 }

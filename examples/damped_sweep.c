@@ -52,8 +52,8 @@ int main(int argc, char **argv)
     int rc = mpmap_run(MPI_COMM_WORLD, &config, &job, &report);
 
     if (rc == MPMAP_OK && rank == 0) {
-        char err[MPMAP_H5_ERROR_MAX];
-        mpmap_h5 *f;
+        char err[MPMAP_H5_ERROR_MAX] = "";
+        mpmap_h5 *f = NULL;
         mpmap_h5_dataset *ds;
         const char *dims[] = { "omega" };
         int64_t n = COUNT;
@@ -65,7 +65,9 @@ int main(int argc, char **argv)
             mpmap_h5_dataset_create(f, "/peak", H5T_NATIVE_DOUBLE, 1, &n, dims, &ds) != 0 ||
             mpmap_h5_dataset_write_all(ds, peaks) != 0 || mpmap_h5_dataset_close(ds) != 0 ||
             mpmap_h5_commit(f, err, sizeof err) != 0) {
-            fprintf(stderr, "damped_sweep: cannot write damped_sweep.h5: %s\n", err);
+            /* Failures after the file exists are described by the file. */
+            fprintf(stderr, "damped_sweep: cannot write damped_sweep.h5: %s\n",
+                    err[0] || !f ? err : mpmap_h5_error(f));
             rc = MPMAP_EHDF5;
         } else {
             int best = 0;

@@ -80,6 +80,21 @@ typedef enum mpmap_schedule {
 /* Parses "guided", "static", "dynamic", "factoring"; returns 0 or MPMAP_EINVAL. */
 int mpmap_schedule_from_name(const char *name, mpmap_schedule *out);
 const char *mpmap_schedule_name(mpmap_schedule schedule);
+/* One line saying how the schedule sizes its chunks; "" for an unknown one. */
+const char *mpmap_schedule_help(mpmap_schedule schedule);
+
+/* With max_chunk 0 a chunk holds at most about this many bytes of records. */
+#define MPMAP_MAX_CHUNK_AUTO_BYTES ((size_t)4 << 20)
+
+/*
+ * The rules for mpmap_config.chunk and .max_chunk, checked in one place:
+ * chunk >= 1 (0 is taken as 1), max_chunk >= 0 (0 = automatic, about
+ * MPMAP_MAX_CHUNK_AUTO_BYTES of records). A max_chunk below chunk is not an
+ * error: chunk wins. Returns 0, or MPMAP_EINVAL with a one-line reason
+ * naming the setting in msg (len bytes; msg may be NULL). mpmap_run applies
+ * the same check.
+ */
+int mpmap_chunk_validate(int64_t chunk, int64_t max_chunk, char *msg, size_t len);
 
 /* What happens when a task fails. */
 typedef enum mpmap_on_error {

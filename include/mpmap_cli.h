@@ -163,6 +163,19 @@ void mpmap_cli_help(FILE *out, const char *prog, const char *summary, const mpma
 void mpmap_cli_version(FILE *out, const char *prog);
 
 /*
+ * The fingerprint of a run from the options' values after parsing: every
+ * option without MPMAP_OPT_NO_FINGERPRINT, given or not, in table order, as
+ * "--name=value" separated by single spaces. Defaults are included, so a
+ * default that changes between versions is noticed by --resume; the same
+ * values written differently (1e4, 10000) give the same text. Doubles use
+ * %.17g; strings write space, '%' and control characters as %XX. CUSTOM
+ * options have no generic text and are left out: put what they mean into
+ * the app's own fingerprint. A text longer than outlen keeps its start and
+ * ends in " ...#HASH" of the whole. Returns 0, MPMAP_EINVAL or MPMAP_ENOMEM.
+ */
+int mpmap_cli_fingerprint_values(const mpmap_option *opts, size_t nopts, char *out, size_t outlen);
+
+/*
  * The canonical text of the result-affecting options that argv gives: every
  * option without MPMAP_OPT_NO_FINGERPRINT that was given, in table order, as
  * "--name=value" separated by single spaces (a FLAG as "--name"). Numbers are

@@ -75,7 +75,8 @@ int mpmap_h5_check_output_path(const char *path, int force, char *err, size_t er
 
 /*
  * Creates "<final_path>.partial" (truncating a stale one) after the checks of
- * mpmap_h5_check_output_path. On failure *out is NULL and err says why.
+ * mpmap_h5_check_output_path. On failure *out is NULL, err says why and errno
+ * is the system error behind it, or 0.
  */
 int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err, size_t errlen);
 
@@ -83,15 +84,30 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
  * Flushes the trace, closes every dataset still open and the file, fsyncs it,
  * renames it to the final name and fsyncs the folder. Always frees f; on any
  * failure (including an earlier sticky one) the temporary file is removed and
- * err holds the message. Dataset handles of f are invalid afterwards.
+ * err holds the message, and errno is the system error behind the failure
+ * (ENOSPC for a full disk) or 0. Dataset handles of f are invalid afterwards.
+ *
+ * A full disk: HDF5 1.10 cannot close a file whose final flush fails (and
+ * its shutdown then crashes in MPI_Finalize), so commit first allocates the
+ * space the flush may need (fallocate, file size unchanged) and fails with
+ * ENOSPC before flushing when the disk cannot take it; a file with a failed
+ * write is closed without writing anything more to disk.
  */
 int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen);
 
 /* Closes everything, removes the temporary file and frees f (NULL is fine). */
+/* The file is to be thrown away (a failed run): from now on its writes,
+ * including those of closing its datasets, go nowhere, so a full disk
+ * cannot make closing fail. Call before closing the datasets; then
+ * mpmap_h5_abort. */
+void mpmap_h5_discard(mpmap_h5 *f);
 void mpmap_h5_abort(mpmap_h5 *f);
 
 /* Message of the first failure on f, or "" if none. Never NULL. */
 const char *mpmap_h5_error(const mpmap_h5 *f);
+/* The system error (errno value, e.g. ENOSPC) behind the first failure on f,
+ * or 0 when it was not one. */
+int mpmap_h5_sys_errno(const mpmap_h5 *f);
 /* Name of the temporary file being written, and of the final file. */
 const char *mpmap_h5_partial_path(const mpmap_h5 *f);
 const char *mpmap_h5_final_path(const mpmap_h5 *f);
@@ -241,6 +257,15 @@ int mpmap_h5_split_spec(const char *spec, char *file, size_t file_size, char *da
  */
 int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t *cols,
                          char *err, size_t errlen);
+
+/*
+ * Writes a 1-D coordinate of n UTF-8 strings (variable length) at `path` and
+ * makes it a dimension scale, like mpmap_h5_write_coordinate: label axes
+ * such as a record's field names, so xarray selects by name
+ * (ds.sel(field="max_z")). long_name becomes an attribute when not NULL.
+ */
+int mpmap_h5_write_string_coordinate(mpmap_h5 *f, const char *path, int64_t n,
+                                     const char *const *values, const char *long_name);
 
 #ifdef __cplusplus
 }

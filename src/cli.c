@@ -7,6 +7,7 @@
  * state, no locale changes), so every MPI rank parses argv to the same result.
  */
 #include "mpmap_cli.h"
+#include "schedule.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1042,8 +1043,6 @@ int mpmap_cli_fingerprint(const mpmap_option *opts, size_t nopts, int argc, char
  * Flags every app shares
  */
 
-static const char *const cli_schedule_choices[] = { "guided", "static", "dynamic", "factoring",
-                                                    NULL };
 static const char *const cli_on_error_choices[] = { "stop", "continue", NULL };
 
 void mpmap_cli_common_init(mpmap_cli_common *common)
@@ -1069,9 +1068,8 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
              common->progress_interval);
     const mpmap_option table[MPMAP_CLI_COMMON_COUNT] = {
         { .name = "--schedule", .kind = MPMAP_OPT_CHOICE_NAME, .target = &common->schedule_name,
-          .metavar = "NAME",
-          .help = "how tasks are handed out: guided, static, dynamic or factoring",
-          .default_text = common->schedule_name, .choices = cli_schedule_choices,
+          .help = "how tasks are handed out",
+          .default_text = common->schedule_name, .choices = mpmap__schedule_names(),
           .flags = MPMAP_OPT_NO_FINGERPRINT },
         { .name = "--chunk", .kind = MPMAP_OPT_INT64, .target = &common->chunk, .metavar = "N",
           .help = "smallest chunk of tasks (fixed chunk for dynamic)",
@@ -1123,10 +1121,10 @@ int mpmap_cli_common_apply(const char *prog, const mpmap_cli_common *common,
     }
     mpmap_schedule schedule;
     if (mpmap_schedule_from_name(common->schedule_name, &schedule) != 0) {
-        cli_error(err, errlen,
-                  "%s: --schedule: unknown value '%s' (expected guided, static, dynamic or "
-                  "factoring)",
-                  prog, common->schedule_name ? cli_show(common->schedule_name, shown) : "");
+        char expected[192];
+        cli_choice_list(mpmap__schedule_names(), expected, sizeof expected);
+        cli_error(err, errlen, "%s: --schedule: unknown value '%s' (expected %s)", prog,
+                  common->schedule_name ? cli_show(common->schedule_name, shown) : "", expected);
         return MPMAP_EINVAL;
     }
     mpmap_on_error on_error;

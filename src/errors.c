@@ -2,7 +2,6 @@
 #include "mpmap.h"
 
 #include <stdarg.h>
-#include <string.h>
 
 const char *mpmap_strerror(int code)
 {
@@ -36,29 +35,4 @@ int mpmap_task_fail(mpmap_task_error *err, int64_t task, int code, const char *f
                 *c = ' ';
     }
     return MPMAP_ETASK;
-}
-
-static const char *const schedule_names[] = {
-    [MPMAP_SCHEDULE_GUIDED] = "guided",
-    [MPMAP_SCHEDULE_STATIC] = "static",
-    [MPMAP_SCHEDULE_DYNAMIC] = "dynamic",
-    [MPMAP_SCHEDULE_FACTORING] = "factoring",
-};
-
-int mpmap_schedule_from_name(const char *name, mpmap_schedule *out)
-{
-    for (size_t i = 0; name && i < sizeof schedule_names / sizeof schedule_names[0]; i++) {
-        if (strcmp(name, schedule_names[i]) == 0) {
-            *out = (mpmap_schedule)i;
-            return MPMAP_OK;
-        }
-    }
-    return MPMAP_EINVAL;
-}
-
-const char *mpmap_schedule_name(mpmap_schedule schedule)
-{
-    if ((unsigned)schedule < sizeof schedule_names / sizeof schedule_names[0])
-        return schedule_names[schedule];
-    return "unknown";
 }

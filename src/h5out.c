@@ -4,7 +4,7 @@
  * netCDF readers (h5netcdf, xarray) see coordinates, CF attributes,
  * provenance, the chunk trace, and reading FILE.h5:/DATASET matrices.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memfd_create, fallocate */
 
 #include "mpmap_h5.h"
 
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h> /* memfd_create */
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@
 /* Elements of an index coordinate written per call (one 1 MiB chunk). */
 #define H5OUT_INDEX_BLOCK ((size_t)1 << 17)
 /* Rows per chunk of the extendible trace datasets. */
-#define H5OUT_TRACE_CHUNK 8192
+#define H5OUT_TRACE_CHUNK 256
 
 typedef enum h5out_kind { H5OUT_F64 = 0, H5OUT_I64, H5OUT_I32 } h5out_kind;
 
@@ -55,6 +56,7 @@ struct mpmap_h5 {
     hid_t file;
     int force;
     int status; /* first failure, sticky: commit refuses when non-zero */
+    int sys_errno; /* the system error behind that failure (ENOSPC...), or 0 */
     char error[MPMAP_H5_ERROR_MAX];
     char *final_path;
     char *partial_path;
@@ -110,14 +112,40 @@ static herr_t walk_innermost(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
+static herr_t walk_errno(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    int *found = data;
+    const char *at = e && e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (!*found && at)
+        *found = atoi(at + 8);
+    return 0;
+}
+
+/* The system error HDF5's file driver met (its descriptions carry
+ * "errno = 28, error message = ..."), or 0: lets callers tell a full disk
+ * from a broken file without parsing HDF5's text themselves. */
+static int h5_errno(void)
+{
+    int found = 0;
+    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_errno, &found) < 0 || found < 0)
+        return 0;
+    return found;
+}
+
 /* The most specific description on HDF5's error stack (where the failure was
- * detected, e.g. "unable to open file: ... errno = 2 ..."); must be called
- * before any other HDF5 call clears the stack. */
+ * detected, e.g. "unable to open file: ... errno = 2 ..."), or just the
+ * system error's text when there is one (HDF5's version of it carries
+ * timestamps, descriptors and buffer addresses); must be called before any
+ * other HDF5 call clears the stack. */
 static void h5_detail(char *buf, size_t len)
 {
     h5out_walk w = {buf, len};
     buf[0] = '\0';
-    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, &w) < 0 || !buf[0])
+    int sys = h5_errno();
+    if (sys > 0)
+        snprintf(buf, len, "%s", strerror(sys));
+    else if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, &w) < 0 || !buf[0])
         snprintf(buf, len, "HDF5 call failed");
 }
 
@@ -160,10 +188,14 @@ __attribute__((format(printf, 4, 5))) static int fail_buf(char *err, size_t errl
 __attribute__((format(printf, 3, 4))) static int fail(mpmap_h5 *f, int code, const char *fmt,
                                                       ...)
 {
+    int sys = code == MPMAP_EIO ? errno : 0; /* callers fail() right after the system call */
     char detail[512];
-    if (code == MPMAP_EHDF5)
+    if (code == MPMAP_EHDF5) {
+        sys = h5_errno();
         h5_detail(detail, sizeof detail); /* before anything clears the stack */
+    }
     if (f->status == 0) {
+        f->sys_errno = sys;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(f->error, sizeof f->error, fmt, ap);
@@ -370,8 +402,10 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
         return fail_buf(err, errlen, MPMAP_EINVAL, "mpmap_h5_create: out is NULL");
     *out = NULL;
     int rc = mpmap_h5_check_output_path(final_path, force, err, errlen);
-    if (rc != 0)
+    if (rc != 0) {
+        errno = 0; /* a refusal: its message says why */
         return rc;
+    }
 
     mpmap_h5 *f = calloc(1, sizeof *f);
     size_t len = strlen(final_path);
@@ -395,14 +429,18 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
     h5out_quiet q;
     quiet_begin(&q);
     f->file = H5Fcreate(f->partial_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f->file < 0)
+    int sys = 0;
+    if (f->file < 0) {
+        sys = h5_errno();
         rc = fail_buf(err, errlen, MPMAP_EHDF5, "cannot create output '%s' (as '%s')",
                       final_path, f->partial_path);
+    }
     quiet_end(&q);
     if (rc != 0) {
         free(f->final_path);
         free(f->partial_path);
         free(f);
+        errno = sys;
         return rc;
     }
     *out = f;
@@ -412,6 +450,11 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
 const char *mpmap_h5_error(const mpmap_h5 *f)
 {
     return f ? f->error : "";
+}
+
+int mpmap_h5_sys_errno(const mpmap_h5 *f)
+{
+    return f ? f->sys_errno : 0;
 }
 
 const char *mpmap_h5_partial_path(const mpmap_h5 *f)
@@ -488,6 +531,31 @@ static void free_handle(mpmap_h5 *f)
     free(f);
 }
 
+/*
+ * HDF5 1.10 cannot close a file whose last flush fails (a full disk, a
+ * quota): H5Fclose frees half the file's state, keeps its id and the
+ * library's own shutdown (at MPI_Finalize) then crashes on it. A file with a
+ * failed write is thrown away anyway, so before it is closed its descriptor
+ * is pointed at an anonymous in-memory file, where HDF5's closing writes
+ * succeed and vanish; the partial file on disk is removed by the caller.
+ */
+static void discard_storage(mpmap_h5 *f)
+{
+    void *handle = NULL;
+    if (f->file < 0 || H5Fget_vfd_handle(f->file, H5P_DEFAULT, &handle) < 0 || !handle)
+        return;
+    int fd = *(int *)handle;
+#ifdef MFD_CLOEXEC
+    int sink = memfd_create("mpmap-discarded-output", MFD_CLOEXEC);
+#else
+    int sink = -1;
+#endif
+    if (sink < 0)
+        return;
+    (void)dup2(sink, fd);
+    (void)close(sink);
+}
+
 static int fsync_path(const char *path, int flags)
 {
     int fd = open(path, flags);
@@ -501,6 +569,67 @@ static int fsync_path(const char *path, int flags)
     return rc;
 }
 
+/* Bytes of ds's full extent (rounded up to whole chunks) that have no
+ * storage in the file yet: what flushing its cached chunks may still add. */
+static hsize_t unallocated_bytes(hid_t ds)
+{
+    hid_t space = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds), type = H5Dget_type(ds);
+    hsize_t total = 0;
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (rank >= 0 && rank <= MPMAP_H5_MAX_RANK && dcpl >= 0 && type >= 0) {
+        hsize_t dims[MPMAP_H5_MAX_RANK], chunk[MPMAP_H5_MAX_RANK];
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED &&
+                      H5Pget_chunk(dcpl, rank, chunk) == rank;
+        total = H5Tget_size(type);
+        for (int k = 0; k < rank; k++)
+            total *= chunked ? (dims[k] + chunk[k] - 1) / chunk[k] * chunk[k] : dims[k];
+    }
+    hsize_t have = H5Dget_storage_size(ds);
+    if (type >= 0)
+        H5Tclose(type);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return total > have ? total - have : 0;
+}
+
+/* Room the final flush may use beyond the datasets' raw data: new index
+ * nodes, heaps and object header growth. */
+#define H5OUT_FLUSH_SLACK ((hsize_t)256 << 10)
+
+/*
+ * HDF5 1.10 cannot close a file whose metadata flush failed (see
+ * discard_storage), so the commit makes sure the disk can take everything
+ * the flush may write before it starts: the file's blocks, the storage its
+ * datasets still lack and some slack are allocated up front (without
+ * changing the file's size). On a full disk that fails cleanly, with
+ * ENOSPC, while the file can still be discarded. File systems without
+ * fallocate go on as before.
+ */
+static int ensure_space(mpmap_h5 *f)
+{
+    hsize_t need = 0;
+    void *handle = NULL;
+    if (f->file < 0 || H5Fget_filesize(f->file, &need) < 0 ||
+        H5Fget_vfd_handle(f->file, H5P_DEFAULT, &handle) < 0 || !handle)
+        return 0;
+    need += H5OUT_FLUSH_SLACK;
+    for (mpmap_h5_dataset *d = f->datasets; d; d = d->next)
+        if (d->id >= 0)
+            need += unallocated_bytes(d->id);
+    for (int i = 0; i < TRACE_NDS; i++)
+        if (f->trace.ds[i] >= 0)
+            need += unallocated_bytes(f->trace.ds[i]);
+#ifdef FALLOC_FL_KEEP_SIZE
+    if (fallocate(*(int *)handle, FALLOC_FL_KEEP_SIZE, 0, (off_t)need) != 0 &&
+        (errno == ENOSPC || errno == EDQUOT))
+        return fail(f, MPMAP_EIO, "cannot write '%s': %s", f->partial_path, strerror(errno));
+#endif
+    return 0;
+}
+
 int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
 {
     if (!f)
@@ -510,8 +639,12 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
     int rc = f->status;
     if (rc == 0)
         rc = trace_flush(f);
+    if (rc == 0)
+        rc = ensure_space(f);
     if (f->file >= 0 && rc == 0 && H5Fflush(f->file, H5F_SCOPE_GLOBAL) < 0)
         rc = fail(f, MPMAP_EHDF5, "cannot flush '%s'", f->partial_path);
+    if (rc != 0)
+        discard_storage(f);
     int crc = close_all(f);
     if (rc == 0)
         rc = crc;
@@ -522,10 +655,12 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
     struct stat st;
     /* The output may have appeared while the job ran; without --force it is
      * not ours to replace. */
-    if (rc == 0 && !f->force && lstat(f->final_path, &st) == 0)
+    if (rc == 0 && !f->force && lstat(f->final_path, &st) == 0) {
+        errno = 0; /* a refusal, not a system error */
         rc = fail(f, MPMAP_EIO,
                   "output '%s' exists (use --force to overwrite or --resume to continue)",
                   f->final_path);
+    }
     if (rc == 0 && rename(f->partial_path, f->final_path) != 0)
         rc = fail(f, MPMAP_EIO, "cannot rename '%s' to '%s': %s", f->partial_path,
                   f->final_path, strerror(errno));
@@ -547,10 +682,19 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
         }
     } else {
         (void)unlink(f->partial_path);
-        fail_buf(err, errlen, rc, "output '%s' not written: %s", f->final_path, f->error);
+        if (err && errlen > 0)
+            snprintf(err, errlen, "output '%s' not written: %s", f->final_path, f->error);
     }
+    int sys = rc != 0 ? f->sys_errno : 0;
     free_handle(f);
+    errno = sys;
     return rc;
+}
+
+void mpmap_h5_discard(mpmap_h5 *f)
+{
+    if (f)
+        discard_storage(f);
 }
 
 void mpmap_h5_abort(mpmap_h5 *f)
@@ -559,6 +703,7 @@ void mpmap_h5_abort(mpmap_h5 *f)
         return;
     h5out_quiet q;
     quiet_begin(&q);
+    discard_storage(f);
     (void)close_all(f);
     quiet_end(&q);
     (void)unlink(f->partial_path);
@@ -1478,5 +1623,50 @@ int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t
     quiet_end(&q);
     free(file);
     free(dset);
+    return rc;
+}
+
+int mpmap_h5_write_string_coordinate(mpmap_h5 *f, const char *path, int64_t n,
+                                     const char *const *values, const char *long_name)
+{
+    if (!f)
+        return MPMAP_EINVAL;
+    h5out_quiet q;
+    quiet_begin(&q);
+    int rc = 0;
+    char *abs = absolute_path(path);
+    if (!abs) {
+        rc = fail(f, MPMAP_EINVAL, "invalid coordinate name '%s'", path ? path : "(null)");
+    } else if (n < 0 || (n > 0 && !values)) {
+        rc = fail(f, MPMAP_EINVAL, "coordinate '%s': invalid length or values", abs);
+    } else if (object_exists(f->file, abs)) {
+        rc = fail(f, MPMAP_EINVAL, "coordinate '%s' already exists", abs);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if (!values[i]) {
+                rc = fail(f, MPMAP_EINVAL, "coordinate '%s': value %lld is NULL", abs, (long long)i);
+                break;
+            }
+    }
+    if (rc == 0) {
+        hsize_t dim = (hsize_t)n;
+        hid_t lcpl = make_lcpl(), type = string_type();
+        hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+        if (lcpl < 0 || type < 0 || (space = H5Screate_simple(1, &dim, NULL)) < 0 ||
+            (ds = H5Dcreate2(f->file, abs, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+            rc = fail(f, MPMAP_EHDF5, "cannot create coordinate '%s'", abs);
+        else if (n > 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
+            rc = fail(f, MPMAP_EHDF5, "cannot write coordinate '%s'", abs);
+        else if (H5DSset_scale(ds, last_component(abs)) < 0)
+            rc = fail(f, MPMAP_EHDF5, "cannot make '%s' a dimension scale", abs);
+        else
+            rc = set_cf_attrs(f, ds, abs, NULL, long_name);
+        close_id(&ds, H5Dclose);
+        close_id(&space, H5Sclose);
+        close_id(&type, H5Tclose);
+        close_id(&lcpl, H5Pclose);
+    }
+    free(abs);
+    quiet_end(&q);
     return rc;
 }

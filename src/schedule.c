@@ -1,144 +1,120 @@
 /*
- * Chunk schedules as pure functions of (tasks left, workers, chunk bounds).
- *
- * guided:    chunk = max(C, ceil(remaining / P)): large chunks early keep the
- *            dispatch count low, small chunks at the end balance the finish.
- * dynamic:   fixed chunks of C tasks.
- * static:    worker w owns one contiguous block; blocks differ by at most one.
- * factoring: FAC2 (Hummel, Schonberg, Flynn): batches of P equal chunks, each
- *            batch half of what remains; more robust than guided when task
- *            costs vary, because early chunks are half the size.
- * Every chunk is additionally capped at max_chunk so that result messages
- * and the manager's reorder buffer stay bounded.
+ * The scheduler: checks the settings, then hands every call to the schedule
+ * chosen from the registry (schedule/registry.c). Every chunk is capped at
+ * max_chunk so that result messages and the manager's reorder buffer stay
+ * bounded. Also the helpers the shared-pool schedules have in common, and
+ * the public name lookups.
  */
 #include "schedule.h"
 
-#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
-static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-void mpmap_static_block(int64_t total, int workers, int w, int64_t *begin, int64_t *end)
+int mpmap_chunk_validate(int64_t chunk, int64_t max_chunk, char *msg, size_t len)
 {
-    int64_t base = total / workers, extra = total % workers;
-    *begin = (int64_t)w * base + min64(w, extra);
-    *end = *begin + base + (w < extra ? 1 : 0);
-}
-
-int mpmap_scheduler_init(mpmap_scheduler *s, mpmap_schedule kind, int64_t total, int workers,
-                         int64_t min_chunk, int64_t max_chunk)
-{
-    if (!s || total < 0 || workers < 1 || min_chunk < 1 || max_chunk < 0)
+    if (msg && len)
+        msg[0] = '\0';
+    if (chunk < 0) {
+        if (msg && len)
+            snprintf(msg, len, "chunk must be >= 1 (got %lld)", (long long)chunk);
         return MPMAP_EINVAL;
-    if (kind != MPMAP_SCHEDULE_GUIDED && kind != MPMAP_SCHEDULE_STATIC &&
-        kind != MPMAP_SCHEDULE_DYNAMIC && kind != MPMAP_SCHEDULE_FACTORING)
+    }
+    if (max_chunk < 0) {
+        if (msg && len)
+            snprintf(msg, len, "max_chunk must be >= 1, or 0 for automatic (got %lld)",
+                     (long long)max_chunk);
         return MPMAP_EINVAL;
-    *s = (mpmap_scheduler){ .kind = kind, .total = total, .workers = workers,
-                            .min_chunk = min_chunk,
-                            .max_chunk = max_chunk == 0 ? INT64_MAX : max64(max_chunk, 1) };
-    if (kind == MPMAP_SCHEDULE_STATIC) {
-        s->static_next = malloc((size_t)workers * sizeof *s->static_next);
-        if (!s->static_next)
-            return MPMAP_ENOMEM;
-        for (int w = 0; w < workers; w++) {
-            int64_t e;
-            mpmap_static_block(total, workers, w, &s->static_next[w], &e);
-        }
     }
     return MPMAP_OK;
 }
 
-void mpmap_scheduler_destroy(mpmap_scheduler *s)
+void mpmap__chunk_bounds(int64_t chunk, int64_t max_chunk, size_t record_size, int64_t *min_chunk,
+                         int64_t *max_out)
 {
-    if (s) {
-        free(s->static_next);
-        s->static_next = NULL;
+    *min_chunk = chunk > 0 ? chunk : 1;
+    /* Default bound on the records of one chunk: keeps messages and the
+     * manager's reorder buffer small whatever the schedule asks for. */
+    if (max_chunk == 0 && record_size > 0)
+        max_chunk = mpmap__max64((int64_t)(MPMAP_MAX_CHUNK_AUTO_BYTES / record_size), 1);
+    if (max_chunk > 0 && max_chunk < *min_chunk)
+        max_chunk = *min_chunk;
+    *max_out = max_chunk;
+}
+
+int mpmap__scheduler_init(mpmap__scheduler *s, mpmap_schedule kind, int64_t total, int workers,
+                          int64_t min_chunk, int64_t max_chunk)
+{
+    if (!s || total < 0 || workers < 1 || min_chunk < 1 || max_chunk < 0)
+        return MPMAP_EINVAL;
+    const mpmap__schedule_ops *ops = mpmap__schedule_get(kind);
+    if (!ops)
+        return MPMAP_EINVAL;
+    *s = (mpmap__scheduler){ .ops = ops, .total = total, .workers = workers,
+                             .min_chunk = min_chunk,
+                             .max_chunk = max_chunk == 0 ? INT64_MAX : mpmap__max64(max_chunk, 1) };
+    return ops->init ? ops->init(s) : MPMAP_OK;
+}
+
+void mpmap__scheduler_destroy(mpmap__scheduler *s)
+{
+    if (s && s->ops) {
+        if (s->ops->destroy)
+            s->ops->destroy(s);
+        s->state = NULL;
     }
 }
 
-static int64_t shared_pool_chunk(mpmap_scheduler *s, int64_t remaining)
-{
-    switch (s->kind) {
-    case MPMAP_SCHEDULE_DYNAMIC:
-        return s->min_chunk;
-    case MPMAP_SCHEDULE_FACTORING:
-        if (s->batch_left == 0) {
-            s->batch_chunk = max64(s->min_chunk, ceil_div(remaining, 2 * (int64_t)s->workers));
-            s->batch_left = s->workers;
-        }
-        s->batch_left--;
-        return s->batch_chunk;
-    case MPMAP_SCHEDULE_GUIDED:
-    default:
-        return max64(s->min_chunk, ceil_div(remaining, s->workers));
-    }
-}
-
-int mpmap_scheduler_next(mpmap_scheduler *s, int worker, int64_t *begin, int64_t *end)
+int mpmap__scheduler_next(mpmap__scheduler *s, int worker, int64_t *begin, int64_t *end)
 {
     if (worker < 0 || worker >= s->workers)
         return 0;
-    if (s->kind == MPMAP_SCHEDULE_STATIC) {
-        int64_t b, e;
-        mpmap_static_block(s->total, s->workers, worker, &b, &e);
-        int64_t from = s->static_next[worker];
-        if (from >= e)
-            return 0;
-        *begin = from;
-        *end = from + min64(e - from, s->max_chunk);
-        s->static_next[worker] = *end;
-        return 1;
-    }
+    return s->ops->next(s, worker, begin, end);
+}
+
+bool mpmap__scheduler_endgame(const mpmap__scheduler *s)
+{
+    return s->ops->endgame ? s->ops->endgame(s) : false;
+}
+
+int64_t mpmap__pool_left(const mpmap__scheduler *s) { return s->total - s->next; }
+
+int mpmap__pool_take(mpmap__scheduler *s, int64_t size, int64_t *begin, int64_t *end)
+{
     int64_t remaining = s->total - s->next;
     if (remaining <= 0)
         return 0;
-    int64_t size = min64(min64(shared_pool_chunk(s, remaining), s->max_chunk), remaining);
+    size = mpmap__min64(mpmap__min64(size, s->max_chunk), remaining);
     *begin = s->next;
     *end = s->next + size;
     s->next = *end;
     return 1;
 }
 
-size_t mpmap_ranges_translate(const mpmap_range *pending, const int64_t *offsets, size_t n,
-                              int64_t vbegin, int64_t vend, mpmap_range *out, size_t outcap)
+bool mpmap__pool_endgame(const mpmap__scheduler *s)
 {
-    /* Binary search for the pending range holding vbegin. */
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (offsets[mid] <= vbegin)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    size_t count = 0;
-    for (size_t i = lo; i < n && vbegin < vend; i++) {
-        int64_t skip = vbegin - offsets[i];
-        int64_t avail = (pending[i].end - pending[i].begin) - skip;
-        if (avail <= 0)
-            continue;
-        int64_t take = min64(avail, vend - vbegin);
-        if (count < outcap)
-            out[count] = (mpmap_range){ pending[i].begin + skip, pending[i].begin + skip + take };
-        count++;
-        vbegin += take;
-    }
-    return count;
+    return s->total - s->next <= (int64_t)s->workers * s->min_chunk;
 }
 
-size_t mpmap_ranges_complement(const mpmap_range *done, size_t ndone, int64_t total,
-                               mpmap_range *out)
+int mpmap_schedule_from_name(const char *name, mpmap_schedule *out)
 {
-    size_t count = 0;
-    int64_t at = 0;
-    for (size_t i = 0; i < ndone; i++) {
-        if (done[i].begin > at)
-            out[count++] = (mpmap_range){ at, done[i].begin };
-        if (done[i].end > at)
-            at = done[i].end;
+    const char *const *names = mpmap__schedule_names();
+    for (size_t i = 0; name && names[i]; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (mpmap_schedule)i;
+            return MPMAP_OK;
+        }
     }
-    if (at < total)
-        out[count++] = (mpmap_range){ at, total };
-    return count;
+    return MPMAP_EINVAL;
+}
+
+const char *mpmap_schedule_name(mpmap_schedule schedule)
+{
+    const mpmap__schedule_ops *ops = mpmap__schedule_get(schedule);
+    return ops ? ops->name : "unknown";
+}
+
+const char *mpmap_schedule_help(mpmap_schedule schedule)
+{
+    const mpmap__schedule_ops *ops = mpmap__schedule_get(schedule);
+    return ops ? ops->help : "";
 }

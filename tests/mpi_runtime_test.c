@@ -7,12 +7,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mpmap.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -319,6 +321,45 @@ static void test_interrupt_then_resume_is_bitwise_identical(const char *dir)
         unlink(path);
 }
 
+/* A checkpoint that cannot grow (here a file size limit on rank 0, as a full
+ * disk would do) stops the run with MPMAP_EIO on every rank, and the report
+ * says why in the checkpoint's own words rather than generically. */
+static void test_checkpoint_write_failure_reports_the_cause(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/full.ckpt", dir);
+    context ctx = { .fail_task = -1, .interrupt_after = -1, .spin = 1 };
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    cfg.checkpoint_path = path;
+    cfg.fingerprint = "runtime-test full disk";
+    cfg.chunk = 50;
+    cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
+    mpmap_job job = { .ntasks = 20000, .record_size = sizeof(record), .map = map_records,
+                      .context = &ctx };
+    struct rlimit saved = { 0 };
+    void (*old_handler)(int) = SIG_DFL;
+    if (my_rank == 0) {
+        /* Writing past the limit fails with EFBIG instead of raising SIGXFSZ. */
+        old_handler = signal(SIGXFSZ, SIG_IGN);
+        getrlimit(RLIMIT_FSIZE, &saved);
+        struct rlimit small = { 4096, saved.rlim_max };
+        setrlimit(RLIMIT_FSIZE, &small);
+    }
+    mpmap_report rep;
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    if (my_rank == 0) {
+        setrlimit(RLIMIT_FSIZE, &saved);
+        signal(SIGXFSZ, old_handler);
+    }
+    CHECK(rc == MPMAP_EIO, "expected MPMAP_EIO, got %d (%s)", rc, rep.message);
+    CHECK(strstr(rep.message, strerror(EFBIG)) != NULL && strstr(rep.message, "full.ckpt") != NULL,
+          "message '%s' does not carry the checkpoint's reason", rep.message);
+    CHECK(rep.tasks_done < job.ntasks, "done %lld", (long long)rep.tasks_done);
+    if (my_rank == 0)
+        unlink(path);
+}
+
 static void test_invalid_jobs_fail_everywhere(void)
 {
     context ctx = { .fail_task = -1, .interrupt_after = -1 };
@@ -355,6 +396,7 @@ int main(int argc, char **argv)
     test_task_failure_stops_every_rank();
     test_task_failure_continue_records_status();
     test_interrupt_then_resume_is_bitwise_identical(dir);
+    test_checkpoint_write_failure_reports_the_cause(dir);
     test_invalid_jobs_fail_everywhere();
 
     int total_failures = 0, total_checks = 0;

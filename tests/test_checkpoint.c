@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -484,6 +485,33 @@ static void test_invalid_arguments_are_rejected(void **state)
     assert_int_equal(mpmap_ckpt_close(c), MPMAP_OK);
 }
 
+/* A write that fails (the disk full, or here a file size limit) is reported
+ * with its cause, and leaves the log as it was: the runtime passes this text
+ * on to the run's report. */
+static void test_failed_append_names_the_cause_and_keeps_the_log_clean(void **state)
+{
+    fixture *f = *state;
+    mpmap_ckpt *c = open_ok(f->path, 1000, 8, 0);
+    uint64_t rec[1000] = { 0 };
+    assert_int_equal(mpmap_ckpt_append(c, 0, 10, rec, NULL), MPMAP_OK);
+    int64_t before = file_size(f->path);
+    struct rlimit saved;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = { (rlim_t)before + 100, saved.rlim_max };
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = mpmap_ckpt_append(c, 10, 1000, rec, NULL);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(rc, MPMAP_EIO);
+    assert_non_null(strstr(mpmap_ckpt_error(c), strerror(EFBIG)));
+    assert_non_null(strstr(mpmap_ckpt_error(c), f->path));
+    assert_int_equal(file_size(f->path), before);
+    /* The log goes on once there is room again. */
+    assert_int_equal(mpmap_ckpt_append(c, 10, 20, rec, NULL), MPMAP_OK);
+    assert_int_equal(mpmap_ckpt_close(c), MPMAP_OK);
+}
+
 static void test_second_open_of_a_live_log_is_refused(void **state)
 {
     fixture *f = *state;
@@ -757,6 +785,8 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_invalid_arguments_are_rejected, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(test_failed_append_names_the_cause_and_keeps_the_log_clean,
+                                        setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_open_of_a_live_log_is_refused, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_remove_unlinks_and_close_keeps, setup_dir,

@@ -1,5 +1,6 @@
 /* Schedules: every chunk sequence covers [0, N) exactly once, and each
- * schedule's sizing rule holds, over a grid of (N, P, C). */
+ * schedule's sizing rule holds, over a grid of (N, P, C); every schedule in
+ * the registry is complete; the chunk settings' rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@ typedef struct chunk { int64_t begin, end; int worker; } chunk;
 
 /* Drains a scheduler with workers asking in round-robin (a worker with nothing
  * left drops out), recording every chunk. */
-static size_t drain(mpmap_scheduler *s, int workers, chunk *out, size_t cap)
+static size_t drain(mpmap__scheduler *s, int workers, chunk *out, size_t cap)
 {
     size_t n = 0;
     int active = workers;
@@ -32,7 +33,7 @@ static size_t drain(mpmap_scheduler *s, int workers, chunk *out, size_t cap)
         if (done[w])
             continue;
         int64_t b, e;
-        if (!mpmap_scheduler_next(s, w, &b, &e)) {
+        if (!mpmap__scheduler_next(s, w, &b, &e)) {
             done[w] = 1;
             active--;
             continue;
@@ -71,8 +72,8 @@ static void for_each_case(mpmap_schedule kind,
         for (size_t b = 0; b < LEN(worker_counts); b++)
             for (size_t d = 0; d < LEN(min_chunks); d++)
                 for (size_t m = 0; m < LEN(max_chunks); m++) {
-                    mpmap_scheduler s;
-                    assert_int_equal(mpmap_scheduler_init(&s, kind, task_counts[a],
+                    mpmap__scheduler s;
+                    assert_int_equal(mpmap__scheduler_init(&s, kind, task_counts[a],
                                                           worker_counts[b], min_chunks[d],
                                                           max_chunks[m]),
                                      MPMAP_OK);
@@ -81,7 +82,7 @@ static void for_each_case(mpmap_schedule kind,
                     if (check)
                         check(c, n, task_counts[a], worker_counts[b], min_chunks[d],
                               max_chunks[m]);
-                    mpmap_scheduler_destroy(&s);
+                    mpmap__scheduler_destroy(&s);
                 }
     free(c);
 }
@@ -137,7 +138,7 @@ static void check_static(const chunk *c, size_t n, int64_t total, int workers, i
     int64_t smallest = INT64_MAX, largest = 0;
     for (int w = 0; w < workers; w++) {
         int64_t b, e;
-        mpmap_static_block(total, workers, w, &b, &e);
+        mpmap__static_block(total, workers, w, &b, &e);
         int64_t got = 0;
         for (size_t i = 0; i < n; i++)
             if (c[i].worker == w) {
@@ -196,25 +197,25 @@ static void test_guided_known_sequence(void **state)
     (void)state;
     /* N = 100, P = 4, C = 5: 25, 19, 14, 11, 8, 6, 5, 5, 5, 2. */
     static const int64_t expect[] = { 25, 19, 14, 11, 8, 6, 5, 5, 5, 2 };
-    mpmap_scheduler s;
-    assert_int_equal(mpmap_scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 100, 4, 5, 0), MPMAP_OK);
+    mpmap__scheduler s;
+    assert_int_equal(mpmap__scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 100, 4, 5, 0), MPMAP_OK);
     int64_t b, e;
     for (size_t i = 0; i < LEN(expect); i++) {
-        assert_true(mpmap_scheduler_next(&s, (int)(i % 4), &b, &e));
+        assert_true(mpmap__scheduler_next(&s, (int)(i % 4), &b, &e));
         assert_int_equal(e - b, expect[i]);
     }
-    assert_false(mpmap_scheduler_next(&s, 0, &b, &e));
-    mpmap_scheduler_destroy(&s);
+    assert_false(mpmap__scheduler_next(&s, 0, &b, &e));
+    mpmap__scheduler_destroy(&s);
 }
 
 static void test_init_rejects_bad_arguments(void **state)
 {
     (void)state;
-    mpmap_scheduler s;
-    assert_int_equal(mpmap_scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, -1, 2, 1, 0), MPMAP_EINVAL);
-    assert_int_equal(mpmap_scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 10, 0, 1, 0), MPMAP_EINVAL);
-    assert_int_equal(mpmap_scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 10, 2, 0, 0), MPMAP_EINVAL);
-    assert_int_equal(mpmap_scheduler_init(&s, (mpmap_schedule)42, 10, 2, 1, 0), MPMAP_EINVAL);
+    mpmap__scheduler s;
+    assert_int_equal(mpmap__scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, -1, 2, 1, 0), MPMAP_EINVAL);
+    assert_int_equal(mpmap__scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 10, 0, 1, 0), MPMAP_EINVAL);
+    assert_int_equal(mpmap__scheduler_init(&s, MPMAP_SCHEDULE_GUIDED, 10, 2, 0, 0), MPMAP_EINVAL);
+    assert_int_equal(mpmap__scheduler_init(&s, (mpmap_schedule)42, 10, 2, 1, 0), MPMAP_EINVAL);
 }
 
 static void test_translate_maps_virtual_chunks_onto_pending_ranges(void **state)
@@ -224,7 +225,7 @@ static void test_translate_maps_virtual_chunks_onto_pending_ranges(void **state)
     const mpmap_range pending[] = { { 2, 5 }, { 10, 11 }, { 20, 30 } };
     const int64_t offsets[] = { 0, 3, 4, 14 };
     mpmap_range out[4];
-    size_t n = mpmap_ranges_translate(pending, offsets, 3, 1, 6, out, 4);
+    size_t n = mpmap__ranges_translate(pending, offsets, 3, 1, 6, out, 4);
     assert_int_equal(n, 3);
     assert_int_equal(out[0].begin, 3);
     assert_int_equal(out[0].end, 5);
@@ -232,16 +233,16 @@ static void test_translate_maps_virtual_chunks_onto_pending_ranges(void **state)
     assert_int_equal(out[1].end, 11);
     assert_int_equal(out[2].begin, 20);
     assert_int_equal(out[2].end, 22);
-    n = mpmap_ranges_translate(pending, offsets, 3, 13, 14, out, 4);
+    n = mpmap__ranges_translate(pending, offsets, 3, 13, 14, out, 4);
     assert_int_equal(n, 1);
     assert_int_equal(out[0].begin, 29);
     assert_int_equal(out[0].end, 30);
     /* Too little room: the count still tells how many are needed. */
-    assert_int_equal(mpmap_ranges_translate(pending, offsets, 3, 0, 14, out, 1), 3);
+    assert_int_equal(mpmap__ranges_translate(pending, offsets, 3, 0, 14, out, 1), 3);
 
     /* Every virtual task maps to the pending task of the same rank. */
     for (int64_t v = 0; v < 14; v++) {
-        assert_int_equal(mpmap_ranges_translate(pending, offsets, 3, v, v + 1, out, 4), 1);
+        assert_int_equal(mpmap__ranges_translate(pending, offsets, 3, v, v + 1, out, 4), 1);
         int64_t expect = v < 3 ? 2 + v : v < 4 ? 10 : 20 + (v - 4);
         assert_int_equal(out[0].begin, expect);
     }
@@ -252,7 +253,7 @@ static void test_complement_of_done_ranges(void **state)
     (void)state;
     const mpmap_range done[] = { { 0, 3 }, { 5, 8 }, { 8, 9 }, { 12, 20 } };
     mpmap_range out[5];
-    size_t n = mpmap_ranges_complement(done, 4, 25, out);
+    size_t n = mpmap__ranges_complement(done, 4, 25, out);
     assert_int_equal(n, 3);
     assert_int_equal(out[0].begin, 3);
     assert_int_equal(out[0].end, 5);
@@ -260,10 +261,10 @@ static void test_complement_of_done_ranges(void **state)
     assert_int_equal(out[1].end, 12);
     assert_int_equal(out[2].begin, 20);
     assert_int_equal(out[2].end, 25);
-    assert_int_equal(mpmap_ranges_complement(NULL, 0, 7, out), 1);
+    assert_int_equal(mpmap__ranges_complement(NULL, 0, 7, out), 1);
     assert_int_equal(out[0].end, 7);
     const mpmap_range all[] = { { 0, 7 } };
-    assert_int_equal(mpmap_ranges_complement(all, 1, 7, out), 0);
+    assert_int_equal(mpmap__ranges_complement(all, 1, 7, out), 0);
 }
 
 static void test_schedule_names_round_trip(void **state)
@@ -279,6 +280,104 @@ static void test_schedule_names_round_trip(void **state)
     assert_int_equal(mpmap_schedule_from_name("fast", &s), MPMAP_EINVAL);
 }
 
+static void test_every_registered_schedule_is_complete_and_covers_exactly(void **state)
+{
+    (void)state;
+    const char *const *names = mpmap__schedule_names();
+    size_t count = mpmap__schedule_count();
+    assert_true(count >= 4);
+    assert_null(names[count]);
+    size_t cap = 20000;
+    chunk *c = malloc(cap * sizeof *c);
+    assert_non_null(c);
+    for (size_t k = 0; k < count; k++) {
+        const mpmap__schedule_ops *ops = mpmap__schedule_get((mpmap_schedule)k);
+        assert_non_null(ops);
+        assert_true(ops->name[0] != '\0');
+        assert_non_null(ops->help);
+        assert_true(ops->help[0] != '\0');
+        assert_non_null(ops->next);
+        assert_string_equal(names[k], ops->name);
+        assert_string_equal(mpmap_schedule_name((mpmap_schedule)k), ops->name);
+        assert_string_equal(mpmap_schedule_help((mpmap_schedule)k), ops->help);
+        mpmap_schedule back;
+        assert_int_equal(mpmap_schedule_from_name(ops->name, &back), MPMAP_OK);
+        assert_int_equal((size_t)back, k);
+        for (int workers = 1; workers <= 9; workers++)
+            for (size_t a = 0; a < LEN(task_counts); a++)
+                for (size_t d = 0; d < LEN(min_chunks); d++)
+                    for (size_t m = 0; m < LEN(max_chunks); m++) {
+                        mpmap__scheduler s;
+                        assert_int_equal(mpmap__scheduler_init(&s, (mpmap_schedule)k,
+                                                               task_counts[a], workers,
+                                                               min_chunks[d], max_chunks[m]),
+                                         MPMAP_OK);
+                        size_t n = drain(&s, workers, c, cap);
+                        assert_exact_cover(c, n, task_counts[a]);
+                        mpmap__scheduler_destroy(&s);
+                    }
+    }
+    free(c);
+    assert_null(mpmap__schedule_get((mpmap_schedule)count));
+}
+
+static void test_endgame_only_when_the_pool_is_nearly_empty(void **state)
+{
+    (void)state;
+    /* Shared pools: at most one minimum chunk per worker left. */
+    const mpmap_schedule pools[] = { MPMAP_SCHEDULE_GUIDED, MPMAP_SCHEDULE_DYNAMIC,
+                                     MPMAP_SCHEDULE_FACTORING };
+    for (size_t i = 0; i < LEN(pools); i++) {
+        mpmap__scheduler s;
+        assert_int_equal(mpmap__scheduler_init(&s, pools[i], 100, 4, 5, 0), MPMAP_OK);
+        int64_t b, e;
+        while (!mpmap__scheduler_endgame(&s)) {
+            assert_true(mpmap__scheduler_next(&s, 0, &b, &e));
+        }
+        /* Once in the endgame, the tasks left fit in P minimum chunks. */
+        int64_t left = 0;
+        while (mpmap__scheduler_next(&s, 0, &b, &e))
+            left += e - b;
+        assert_true(left <= 4 * 5);
+        assert_true(mpmap__scheduler_endgame(&s));
+        mpmap__scheduler_destroy(&s);
+    }
+    /* Static: every worker owns its block, nothing is held back. */
+    mpmap__scheduler s;
+    assert_int_equal(mpmap__scheduler_init(&s, MPMAP_SCHEDULE_STATIC, 10, 4, 5, 0), MPMAP_OK);
+    assert_false(mpmap__scheduler_endgame(&s));
+    mpmap__scheduler_destroy(&s);
+}
+
+static void test_chunk_settings_are_checked_and_resolved_in_one_place(void **state)
+{
+    (void)state;
+    char msg[128];
+    assert_int_equal(mpmap_chunk_validate(1, 0, msg, sizeof msg), MPMAP_OK);
+    assert_string_equal(msg, "");
+    assert_int_equal(mpmap_chunk_validate(0, 0, msg, sizeof msg), MPMAP_OK);
+    assert_int_equal(mpmap_chunk_validate(64, 8, NULL, 0), MPMAP_OK);
+    assert_int_equal(mpmap_chunk_validate(-1, 0, msg, sizeof msg), MPMAP_EINVAL);
+    assert_non_null(strstr(msg, "chunk"));
+    assert_int_equal(mpmap_chunk_validate(1, -5, msg, sizeof msg), MPMAP_EINVAL);
+    assert_non_null(strstr(msg, "max_chunk"));
+
+    int64_t lo, hi;
+    mpmap__chunk_bounds(0, 0, 0, &lo, &hi); /* empty records: unbounded */
+    assert_int_equal(lo, 1);
+    assert_int_equal(hi, 0);
+    mpmap__chunk_bounds(3, 0, 8, &lo, &hi); /* automatic: about 4 MiB of records */
+    assert_int_equal(lo, 3);
+    assert_int_equal(hi, (int64_t)(MPMAP_MAX_CHUNK_AUTO_BYTES / 8));
+    mpmap__chunk_bounds(1, 0, (size_t)1 << 30, &lo, &hi); /* never below one task */
+    assert_int_equal(hi, 1);
+    mpmap__chunk_bounds(50, 10, 8, &lo, &hi); /* the chunk wins over a smaller cap */
+    assert_int_equal(lo, 50);
+    assert_int_equal(hi, 50);
+    mpmap__chunk_bounds(5, 10, 8, &lo, &hi);
+    assert_int_equal(hi, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +390,9 @@ int main(void)
         cmocka_unit_test(test_translate_maps_virtual_chunks_onto_pending_ranges),
         cmocka_unit_test(test_complement_of_done_ranges),
         cmocka_unit_test(test_schedule_names_round_trip),
+        cmocka_unit_test(test_every_registered_schedule_is_complete_and_covers_exactly),
+        cmocka_unit_test(test_endgame_only_when_the_pool_is_nearly_empty),
+        cmocka_unit_test(test_chunk_settings_are_checked_and_resolved_in_one_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Plot a kde_sweep result: density (and error against the true density)
-versus width, and the cross-validation score versus width with the best
-width marked.
+versus width, and the cross-validation score versus width. The two best
+widths are different things and labelled so: the one closest to the true
+density (synthetic data only) and the one with the best CV score.
 
     tools/plot_kde.py kde_sweep.h5 -o kde.png
 """
@@ -34,7 +35,9 @@ def main():
         err = f["abs_error"][()]
         axes[i].semilogy(width, np.maximum(err, 1e-300))
         if "best_width_reference" in f.attrs:
-            axes[i].axvline(f.attrs["best_width_reference"], color="C3", ls=":", label="best width")
+            best_ref = float(f.attrs["best_width_reference"])
+            axes[i].axvline(best_ref, color="C3", ls=":",
+                            label=f"best width vs true density {best_ref:.4g}")
             axes[i].legend(fontsize="small")
         axes[i].set_ylabel("|density − true|")
         i += 1
@@ -42,7 +45,10 @@ def main():
         cv = f["cv_score"][()]
         axes[i].plot(width, cv)
         best = int(np.nanargmax(cv))
-        axes[i].plot(width[best], cv[best], "o", color="C3", label=f"best width {width[best]:.4g}")
+        folds = f.attrs.get("cv_folds")
+        how = f"{int(folds)}-fold cross-validation" if folds else "cross-validation"
+        axes[i].plot(width[best], cv[best], "o", color="C1",
+                     label=f"best width by {how} {width[best]:.4g}")
         axes[i].set_ylabel("CV log-likelihood")
         axes[i].legend(fontsize="small")
     axes[-1].set_xlabel("width h")

@@ -20,6 +20,7 @@ import calendar
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import sys
@@ -371,8 +372,9 @@ class KdeOutputTest(harness.TempDirCase):
         for key in ("mpmap_version", "mpmap_app_version", "mpmap_hdf5_version", "history"):
             self.assertTrue(attrs[key], key)
         self.assertEqual(attrs["kernel"], "hypercube")
-        self.assertEqual(attrs["samples"], "800")
-        self.assertEqual(attrs["cv_folds"], "3")
+        # Sizes are numbers, not text.
+        self.assertEqual(attrs["samples"], 800)
+        self.assertEqual(attrs["cv_folds"], 3)
 
         begin, end, rank = h5["/trace/begin"], h5["/trace/end"], h5["/trace/rank"]
         start, finish = h5["/trace/start"], h5["/trace/finish"]
@@ -400,6 +402,47 @@ class KdeOutputTest(harness.TempDirCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(harness.read_h5(out)["/width"].shape, (4,))
         self.assertEqual(sorted(os.listdir(self.tmp)), ["out.h5"])
+
+    def test_sizes_are_numeric_attributes(self):
+        """samples, dim and cv_folds are numbers in the file, not text."""
+        out = self.path("out.h5")
+        rc, _, err = run(2, ["--samples", "300", "--dim", "3", "--cv", "3", "--widths",
+                             "0.5:1:3", "--output", out, "--quiet"])
+        self.assertEqual(rc, 0, err)
+        attrs = harness.read_h5(out).attrs
+        for key, want in (("samples", 300), ("dim", 3), ("cv_folds", 3)):
+            with self.subTest(key=key):
+                self.assertIsInstance(attrs[key], (int, np.integer), repr(attrs[key]))
+                self.assertEqual(attrs[key], want)
+
+    def test_trace_of_a_tiny_run_is_sized_to_the_run(self):
+        """Six trace datasets of 8192-row chunks made every file >= 387 KB."""
+        out = self.path("out.h5")
+        rc, _, err = run(1, ["--samples", "50", "--widths", "0.5:1:3", "--output", out,
+                             "--quiet"])
+        self.assertEqual(rc, 0, err)
+        self.assertLess(os.path.getsize(out), 128 * 1024)
+        h5 = harness.read_h5(out)
+        self.assertGreater(h5["/trace/begin"].shape[0], 0)
+
+    def test_best_width_at_the_edge_of_the_range_is_warned_about(self):
+        """Widths far too small: the best of them sits on an edge of the
+        range, which only says the range stops too early."""
+        out = self.path("edge.h5")
+        rc, stdout, err = run(2, ["--samples", "2000", "--widths", "0.01:0.05:5", "--cv", "3",
+                                  "--output", out])
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(stdout, r"warning: the best width \(closest to the true density\) "
+                                 r"0\.0[15] is at the (lower|upper) edge of the swept range "
+                                 r"0\.01\.\.0\.05")
+        self.assertRegex(stdout, r"warning: the best width \(cross-validation\) 0\.05 is at "
+                                 r"the upper edge")
+        self.assertIn("--widths", stdout)
+        out = self.path("inside.h5")
+        rc, stdout, err = run(2, ["--kernel", "gaussian", "--samples", "2000", "--widths",
+                                  "0.05:2:40", "--cv", "3", "--output", out])
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("warning", stdout)
 
 
 # --- 4. bad input ----------------------------------------------------------------
@@ -498,6 +541,25 @@ class KdeBadInputTest(harness.TempDirCase):
                 self.assertEqual(sorted(os.listdir(self.indir)), self.inputs)
                 self.assertFalse(os.path.exists("/nonexistent"))
 
+    def test_widths_beyond_memory_are_refused_at_once(self):
+        """--widths sizes rank 0's /density, /abs_error, /width and /cv_score:
+        a count whose /density alone fits in memory but not all of them is
+        refused before anything is allocated (it grew past 2.6 GB, silent,
+        for 30 s)."""
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        count = memory // 32 + 1
+        with tempfile.TemporaryDirectory() as cwd:
+            started = time.monotonic()
+            rc, stdout, stderr = run(2, ["--widths", f"0.1:1:{count}", "--output", "out.h5"],
+                                     cwd=cwd, timeout=30)
+            elapsed = time.monotonic() - started
+            self.assertEqual(rc, EXIT_USAGE, stderr)
+            harness.assert_one_line_error(self, APP, stderr, "--widths", "do not fit in memory")
+            self.assertEqual(stdout, "")
+            self.assertEqual(os.listdir(cwd), [], "files created")
+            self.assertLess(elapsed, 15)
+
+
 
 def _bad_input_test(name, needles):
     def test(self):
@@ -513,13 +575,29 @@ for _name, _args, _needles in BAD_INPUT:
 # --- 6. interrupt and resume -----------------------------------------------------
 
 class KdeResumeTest(harness.TempDirCase):
-    """A Gaussian --cv 5 sweep of 100 widths (about 1.5 s of computing on two
+    """A Gaussian --cv 5 sweep of 300 widths (about 2 s of CPU, 1 s on two
     idle cores, much more under load). Runs are interrupted when their
     progress lines show work done, not after a fixed delay, so the test does
     not depend on the machine's speed. The uninterrupted run is made once,
-    in setUpClass."""
+    in setUpClass.
+
+    Signals to the ranks themselves arrive at once. A signal to mpirun does
+    not: Open MPI 4.1's mpirun answers SIGTERM/SIGINT with SIGCONT to the
+    ranks at once, SIGTERM odls_base_sigkill_timeout (1 s) later and SIGKILL
+    another second later, then exits (measured: +0.00, +1.00, +2.00 s, on
+    an idle and a loaded machine alike). The test that signals mpirun
+    therefore runs LONG_ARGS, a sweep that lasts ten times that relay on two
+    idle cores (and longer the more loaded the machine, while the relay
+    stays 1 s), and makes its own uninterrupted reference."""
     ARGS = ["--kernel", "gaussian", "--cv", "5", "--samples", "5000", "--widths",
             "0.05:1:300", "--point", "0,0", "--point", "0.5,-0.5"]
+    # 1000 widths of 10 000 samples: about 20 s of CPU, so an uninterrupted
+    # run takes about 10 s on two idle cores and minutes on a loaded one;
+    # 20 ms a task, so an interrupted rank stops well within the 1 s mpirun
+    # leaves it before its SIGKILL.
+    LONG_ARGS = ["--kernel", "gaussian", "--cv", "5", "--samples", "10000", "--widths",
+                 "0.05:1:1000", "--point", "0,0", "--point", "0.5,-0.5"]
+    LONG_TIMEOUT = 450
     DATASETS = ("/density", "/cv_score", "/width", "/point", "/reference_density", "/abs_error")
 
     @classmethod
@@ -537,9 +615,10 @@ class KdeResumeTest(harness.TempDirCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.root, True)
 
-    def start(self, out, nprocs=2, extra=()):
-        """Starts the sweep with progress lines every 0.1 s on stderr."""
-        return harness.start_app(APP, nprocs, self.ARGS + list(extra) + [
+    def start(self, out, nprocs=2, extra=(), args=None):
+        """Starts the sweep (ARGS unless args) with progress lines every
+        0.1 s on stderr."""
+        return harness.start_app(APP, nprocs, list(args or self.ARGS) + list(extra) + [
             "--output", out, "--progress-interval", "0.1"])
 
     def wait_progress(self, proc, at_least=1):
@@ -561,11 +640,12 @@ class KdeResumeTest(harness.TempDirCase):
         harness.kill_tree(proc)
         self.fail("no progress line before the deadline:\n" + "".join(seen))
 
-    def finish(self, proc, seen):
-        rc, out, err = harness.stop_app(proc, timeout=120)
+    def finish(self, proc, seen, timeout=120):
+        rc, out, err = harness.stop_app(proc, timeout=timeout)
         return rc, out, seen + err
 
-    def assert_interrupted(self, rc, err, out, expected_rc=EXIT_INTERRUPTED, message=True):
+    def assert_interrupted(self, rc, err, out, expected_rc=EXIT_INTERRUPTED, message=True,
+                           ntasks=None):
         if expected_rc is None:
             self.assertNotEqual(rc, 0, err)
         else:
@@ -575,7 +655,7 @@ class KdeResumeTest(harness.TempDirCase):
         if message or m:
             self.assertIsNotNone(m, err)
             done, total = int(m.group(1)), int(m.group(2))
-            self.assertEqual(total, self.ntasks)
+            self.assertEqual(total, ntasks or self.ntasks)
             self.assertTrue(0 < done < total, f"{done}/{total}")
         state = (f"exit code {rc}; files: {sorted(os.listdir(os.path.dirname(out)))}\n"
                  f"stderr:\n{err}")
@@ -586,10 +666,14 @@ class KdeResumeTest(harness.TempDirCase):
 
     def assert_resumes_to_reference(self, out, nprocs=3, extra=("--schedule", "dynamic",
                                                                  "--chunk", "2"),
-                                    flag="--resume"):
+                                    flag="--resume", args=None, reference=None,
+                                    timeout=harness.DEFAULT_TIMEOUT):
         """Runs again with flag (--resume, or --force to start over) and
-        checks the results are bitwise the uninterrupted run's."""
-        rc, stdout, err = run(nprocs, self.ARGS + list(extra) + ["--output", out, flag])
+        checks the results are bitwise the uninterrupted run's (ARGS and
+        the class's reference unless args and reference)."""
+        reference = reference or self.reference
+        rc, stdout, err = run(nprocs, list(args or self.ARGS) + list(extra)
+                              + ["--output", out, flag], timeout=timeout)
         self.assertEqual(rc, 0, err)
         m = re.search(r"\((\d+) tasks resumed from checkpoint\)", stdout)
         self.assertIsNotNone(m, stdout)
@@ -599,9 +683,9 @@ class KdeResumeTest(harness.TempDirCase):
             self.assertEqual(int(m.group(1)), 0, "--force must start over")
         got = harness.read_h5(out)
         for name in self.DATASETS:
-            self.assertTrue(harness.same_bits(got[name], self.reference[name]),
+            self.assertTrue(harness.same_bits(got[name], reference[name]),
                             f"{name} differs from the uninterrupted run")
-        self.assertEqual(got.attrs["best_width"], self.reference.attrs["best_width"])
+        self.assertEqual(got.attrs["best_width"], reference.attrs["best_width"])
         self.assertFalse(os.path.exists(out + ".ckpt"), "checkpoint left after success")
         self.assertFalse(os.path.exists(out + ".partial"))
 
@@ -632,24 +716,29 @@ class KdeResumeTest(harness.TempDirCase):
         self.assert_resumes_to_reference(out)
 
     def test_sigterm_to_mpirun_saves_checkpoint_and_resume_is_bitwise_identical(self):
-        # Open MPI's mpirun forwards SIGTERM to the ranks but returns 1 itself,
+        # Open MPI's mpirun relays SIGTERM to the ranks 1 s late and SIGKILLs
+        # them 1 s after that (see the class comment), returns 1 itself,
         # whatever the ranks return, and may stop relaying their output while
         # it shuts down; the app's own code and message are pinned above.
-        # On a loaded machine mpirun itself may get the CPU so rarely that
-        # it relays the signal only after the ranks finished: such a run is
-        # complete and correct, and proves nothing here; it is tried again.
-        for attempt in range(3):
-            out = self.path(f"out{attempt}.h5")
-            proc = self.start(out)
-            seen = self.wait_progress(proc)
-            proc.send_signal(signal.SIGTERM)
-            rc, _, err = self.finish(proc, seen)
-            finished_first = (os.path.exists(out) and not os.path.exists(out + ".ckpt")
-                              and "interrupted:" not in err)
-            if not finished_first:
-                break
-        self.assert_interrupted(rc, err, out, expected_rc=None, message=False)
-        self.assert_resumes_to_reference(out)
+        # LONG_ARGS runs ten times as long as that relay even on an idle
+        # machine (longer on a loaded one), so the relayed signal lands long
+        # before the sweep could end; no retry, no fixed delay.
+        args = self.LONG_ARGS
+        reference_path = self.path("long_reference.h5")
+        rc, _, err = run(2, args + ["--output", reference_path, "--quiet"],
+                         timeout=self.LONG_TIMEOUT)
+        self.assertEqual(rc, 0, f"uninterrupted run failed:\n{err}")
+        reference = harness.read_h5(reference_path)
+        ntasks = reference["/width"].shape[0]
+
+        out = self.path("out.h5")
+        proc = self.start(out, args=args)
+        seen = self.wait_progress(proc)
+        proc.send_signal(signal.SIGTERM)
+        rc, _, err = self.finish(proc, seen)
+        self.assert_interrupted(rc, err, out, expected_rc=None, message=False, ntasks=ntasks)
+        self.assert_resumes_to_reference(out, args=args, reference=reference,
+                                         timeout=self.LONG_TIMEOUT)
 
     def test_sigkill_of_one_rank_leaves_a_resumable_checkpoint(self):
         out = self.path("out.h5")
@@ -705,6 +794,41 @@ class KdeResumeTest(harness.TempDirCase):
                 self.assertRegex(line, r"different run|arguments differ|--resume", line)
                 self.assertEqual(harness.file_bytes(out + ".ckpt"), before)
                 self.assertEqual(sorted(os.listdir(self.tmp)), ["out.h5.ckpt"])
+
+
+    def test_progress_bar_fits_the_terminal_and_ends_its_line_before_interrupted(self):
+        """At 50 columns every bar update wrapped, and "interrupted: ..."
+        was glued to the end of the bar's line."""
+        out = self.path("bar.h5")
+        env = harness.mpi_env({"MPMAP_PROGRESS": "bar", "COLUMNS": "50"})
+        proc = harness.start_app(APP, 2, self.ARGS + ["--output", out,
+                                                      "--progress-interval", "0.05"], env=env)
+        fd = proc.stderr.fileno()
+        seen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and seen.count(b"\r") < 2:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        if seen.count(b"\r") < 2:
+            harness.kill_tree(proc)
+            self.fail(f"no progress bar before the deadline: {seen!r}")
+        for pid in harness.app_pids(proc, APP):
+            os.kill(pid, signal.SIGTERM)
+        rc, _, err = harness.stop_app(proc, timeout=120)
+        text = seen.decode() + err
+        self.assertEqual(rc, EXIT_INTERRUPTED, text)
+        at = text.find(f"{APP}: interrupted: ")
+        self.assertGreater(at, 0, repr(text))
+        self.assertEqual(text[at - 1], "\n", f"not on a line of its own: {text!r}")
+        bars = re.findall(r"\r([^\r\n]*)", text)
+        self.assertGreater(len(bars), 1, repr(text))
+        for bar in bars:
+            self.assertLessEqual(len(bar), 49, f"wider than 50 columns: {bar!r}")
+            self.assertRegex(bar, r"\d+/300")
 
 
 if __name__ == "__main__":

@@ -320,6 +320,24 @@ class KnnBadInputTest(KnnCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(harness.read_h5(out)["/index"].shape, (10, 2))
 
+    def test_sizes_beyond_memory_are_refused_at_once(self):
+        """Counts that size memory or output: the synthetic points (one
+        kd-tree copy per rank) and the queries times k (/distance, /index)."""
+        cases = {
+            "queries x k": (["--queries-count", "1e8", "--dim", "1", "-k", "100000",
+                             "--points", "100000"], ["--queries-count", "-k"]),
+            "points": (["--points", "1e12", "--dim", "64"], ["--points"]),
+        }
+        for name, (args, needles) in cases.items():
+            with self.subTest(case=name):
+                started = time.monotonic()
+                rc, stdout, stderr = run(2, args + ["--output", self.path("out.h5")],
+                                         timeout=30)
+                self.assertEqual(rc, harness.EXIT_USAGE, stderr)
+                harness.assert_one_line_error(self, APP, stderr, "do not fit in memory", *needles)
+                self.assertEqual(os.listdir(self.tmp), [])
+                self.assertLess(time.monotonic() - started, 15)
+
 
 class KnnResumeTest(KnnCase):
     """Interrupts a run of 120 000 queries over 150 000 points in 8-D (about

@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 import h5py
@@ -210,6 +211,19 @@ class McPiTest(harness.TempDirCase):
         with h5py.File(out, "r") as f:
             self.assertEqual(f["hits"].shape, (1_000_000,))
             self.assertEqual(int(f["hits"][...].sum()), int(f.attrs["hits"]))
+
+
+    def test_tasks_beyond_memory_are_refused_before_the_output_is_made(self):
+        """/hits and its /task coordinate take 8 bytes a task each: 1e15
+        tasks filled the disk instead of being refused."""
+        started = time.monotonic()
+        rc, stdout, stderr = run_app(["--samples", "1e18", "--tasks", "1e15",
+                                      "--output", self.path("big.h5")], nprocs=2, timeout=30)
+        self.assertEqual(rc, harness.EXIT_USAGE, msg=stderr)
+        harness.assert_one_line_error(self, APP_NAME, stderr, "--tasks", "do not fit in memory")
+        self.assertEqual(stdout, "")
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.assertLess(time.monotonic() - started, 15)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ exit code 2 and no output file.
 import os
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -78,7 +79,9 @@ class ParamSweepTest(harness.TempDirCase):
         np.testing.assert_array_equal(result, expected)
         np.testing.assert_array_equal(out["data"]["p1"], p1)
         np.testing.assert_array_equal(out["data"]["p2"], p2)
-        np.testing.assert_array_equal(out["data"]["field"], np.arange(7))
+        # /field labels the record axis with the fields' names.
+        self.assertEqual([bytes(v).decode() if isinstance(v, bytes) else str(v)
+                          for v in out["data"]["field"]], [f"y_{i}" for i in range(7)])
         self.assertEqual(out["scales"], [["/p1"], ["/p2"], ["/field"]])
         self.assertEqual(out["status_scales"], [["/p1"], ["/p2"]])
         self.assertEqual(out["data"]["status"].dtype, np.int32)
@@ -217,8 +220,12 @@ class ParamSweepTest(harness.TempDirCase):
         self.assertFalse(os.path.exists(self.path("out.h5.partial")))
 
     def test_exec_timeout_fails_only_the_slow_point(self):
-        cmd = "sh -c 'if [ {a} = 1 ]; then sleep 30; fi; echo {a}'"
-        _, stderr = self.sweep(["--exec", cmd, "--param", "a=0,1,2", "--timeout", "0.5"])
+        # The fast points (and the probe of point 0) must beat the clock too:
+        # 5 s is a thousand times what `sh -c echo` takes on an idle machine,
+        # so a loaded one cannot time them out; the slow point would sleep
+        # for ten minutes and is killed after the 5 s.
+        cmd = "sh -c 'if [ {a} = 1 ]; then sleep 600; fi; echo {a}'"
+        _, stderr = self.sweep(["--exec", cmd, "--param", "a=0,1,2", "--timeout", "5"])
         out = read_h5(self.path("out.h5"))
         np.testing.assert_array_equal(out["data"]["status"], [0, -2, 0])
         self.assertTrue(np.isnan(out["data"]["result"][1, 0]))
@@ -334,6 +341,62 @@ class ParamSweepTest(harness.TempDirCase):
             self.skipTest(proc.stdout.strip())
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("result('p1', 'p2', 'field')", proc.stdout)
+
+
+    def test_sizes_beyond_memory_are_bad_input(self):
+        """A grid axis of 2^40 values exited 1 (out of memory) after the
+        checks; it is bad input: exit 2, one line naming --param, at once."""
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        cases = {
+            "model axis": ["--model", "lorenz", "--param", "rho=1:2:1099511627776"],
+            "exec axis": ["--exec", "echo 1", "--param", "rho=1:2:1099511627776"],
+            # /result and /status: 12 bytes a point, twice the memory.
+            "grid points": ["--model", "linear", "--param", "p1=1:2:1048576", "--param",
+                            f"p2=1:2:{2 * memory // 12 // 1048576 + 1}", "--length", "1"],
+        }
+        for name, args in cases.items():
+            with self.subTest(case=name):
+                started = time.monotonic()
+                rc, stdout, stderr = run_app(args + ["--output", self.path("out.h5")],
+                                             cwd=self.tmp, timeout=30)
+                self.assertEqual(rc, harness.EXIT_USAGE, stderr)
+                lines = app_lines(stderr)
+                self.assertEqual(len(lines), 1, stderr)
+                self.assertIn("--param", lines[0])
+                self.assertIn("do not fit in memory", lines[0])
+                self.assertEqual(os.listdir(self.tmp), [])
+                self.assertLess(time.monotonic() - started, 15)
+
+    def test_help_states_the_on_error_default_of_each_mode(self):
+        """--help said --on-error defaults to stop while --exec continues."""
+        rc, stdout, _ = run_app(["--help"], nprocs=1)
+        self.assertEqual(rc, 0)
+        line = [x for x in stdout.splitlines() if x.strip().startswith("--on-error stop|continue")]
+        self.assertEqual(len(line), 1, stdout)
+        self.assertIn("(default: stop with --model, continue with --exec)", line[0])
+        self.assertNotIn("(default: stop)", stdout)
+        # And that is what happens with --exec: a failing point does not stop
+        # the sweep.
+        stdout, stderr = self.sweep(["--exec", "test {a} != 2 && echo {a}", "--param", "a=1:3:3",
+                                     "--record-length", "1"])
+        self.assertIn("point 1 (a=2) failed", stderr)
+
+    def test_field_is_a_string_coordinate(self):
+        """/field holds the field names, so xarray selects by name."""
+        self.sweep(["--model", "lorenz", "--param", "rho=10:30:3", "--length", "2000"])
+        out = read_h5(self.path("out.h5"))
+        with h5py.File(self.path("out.h5"), "r") as f:
+            names = [v.decode() if isinstance(v, bytes) else v for v in f["field"][()]]
+            self.assertEqual(names, ["mean_z", "max_z", "mean_x2", "lyapunov"])
+            self.assertEqual([s.name for s in f["result"].dims[1].values()], ["/field"])
+        self.assertEqual(out["attrs"]["fields"], "mean_z,max_z,mean_x2,lyapunov")
+        try:
+            import xarray
+        except ImportError:
+            self.skipTest("xarray not installed")
+        with xarray.open_dataset(self.path("out.h5"), engine="h5netcdf") as ds:
+            max_z = ds.result.sel(field="max_z").values
+            np.testing.assert_array_equal(max_z, out["data"]["result"][:, 1])
 
 
 if __name__ == "__main__":

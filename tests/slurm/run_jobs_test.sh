@@ -10,7 +10,9 @@
 #
 # Binaries come from BUILD_DIR/apps (MPMAP_SLURM_TEST_BIN overrides it).
 # MPMAP_SLURM_TEST_LONG_ARGS: arguments that make the interrupted app run for
-# 10-30 s on 2 ranks (default: a kde_sweep with cross-validation).
+# 10-30 s on 2 ranks (default: a kde_sweep with cross-validation, about 20 s
+# of CPU). The test signals it once its checkpoint file exists, i.e. once the
+# sweep has begun, never after a fixed delay.
 # MPMAP_SLURM_TEST_TIMELIMIT=1 adds a real time-limit run (about 2 more minutes).
 # Exit: 0 all passed, 1 a check failed, 77 slurm cannot be installed or no app
 # binary exists (skip).
@@ -24,7 +26,7 @@ BUILD_DIR=$(cd "$1" && pwd) || exit 2
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${MPMAP_SLURM_TEST_BIN:-$BUILD_DIR/apps}
 APPS=(kde_sweep param_sweep mc_pi knn_query)
-LONG_ARGS=${MPMAP_SLURM_TEST_LONG_ARGS:---samples 10000 --widths 0.05:1.0:400 --kernel gaussian --cv 5 --quiet}
+LONG_ARGS=${MPMAP_SLURM_TEST_LONG_ARGS:---samples 10000 --widths 0.05:1.0:1000 --kernel gaussian --cv 5 --quiet}
 
 # Small problems: a second or two each on 2 ranks.
 small_args() {
@@ -172,6 +174,9 @@ restarted() { [ "$(job_field "$1" Restarts)" -ge 1 ] 2>/dev/null && state_is "$1
 step_running() { squeue -h -s -j "$1" -o %i 2>/dev/null | grep -q "^$1\.0$"; }
 step_gone() { ! compgen -G "$MPMAP_SLURM_DIR/spool/*$1.0*" >/dev/null; }
 show_log() { [ -e "$1" ] && sed 's/^/  | /' "$1"; }
+# The app opens OUT.ckpt when its sweep begins (signal handlers long set):
+# from then on a SIGTERM must leave a checkpoint, whatever the machine's load.
+sweep_begun() { [ -e "$1.ckpt" ]; }
 
 # --- every app's batch script with a tiny problem ---
 for app in "${APPS[@]}"; do
@@ -205,8 +210,7 @@ jid=$(sbatch --parsable --ntasks=2 --time=10 "$ROOT/jobs/$long_app.slurm" $LONG_
 jid=${jid%%;*}
 log=$WORK/$long_app-$jid.log
 out=$WORK/${long_app}_$jid.h5
-if wait_for 60 step_running "$jid"; then
-    sleep 3
+if wait_for 60 step_running "$jid" && wait_for 120 sweep_begun "$out"; then
     # What --signal=TERM@120 does before the time limit: SIGTERM to the steps.
     scancel --signal=TERM "$jid"
     check "$long_app requeue: job $jid requeued itself after SIGTERM" wait_for 60 restarted "$jid"
@@ -224,7 +228,7 @@ if wait_for 60 step_running "$jid"; then
         [ "$(job_field "$jid" ExitCode) $(job_field "$jid" Restarts)" = "0:0 1" ]
     check "$long_app requeue: result ${long_app}_$jid.h5 opens" h5_opens "$out"
 else
-    bad "$long_app requeue: job $jid never started its step"
+    bad "$long_app requeue: job $jid never started its step or its sweep"
 fi
 if [ "$failed" != 0 ]; then show_log "$log"; fi
 
@@ -233,14 +237,13 @@ if [ "$failed" != 0 ]; then show_log "$log"; fi
 jid=$(sbatch --parsable --ntasks=2 --time=10 "$ROOT/jobs/$long_app.slurm" $LONG_ARGS)
 jid=${jid%%;*}
 log=$WORK/$long_app-$jid.log
-if wait_for 60 step_running "$jid"; then
-    sleep 3
+if wait_for 60 step_running "$jid" && wait_for 120 sweep_begun "$WORK/${long_app}_$jid.h5"; then
     scancel --batch --signal=TERM "$jid"
     check "$long_app batch-shell SIGTERM: relayed, checkpointed, requeued" wait_for 60 restarted "$jid"
     check "$long_app batch-shell SIGTERM: checkpoint left" [ -e "$WORK/${long_app}_$jid.h5.ckpt" ]
     scancel "$jid"
 else
-    bad "$long_app batch-shell SIGTERM: job $jid never started its step"
+    bad "$long_app batch-shell SIGTERM: job $jid never started its step or its sweep"
 fi
 
 # --- optionally the real thing: a 1-minute limit with the signal lead ---

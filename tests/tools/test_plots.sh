@@ -36,5 +36,34 @@ set +e
 /usr/bin/python3 "$tools/plot_heatmap.py" lorenz.h5 --field nope -o x.png 2>err.txt; rc=$?
 set -e
 check "unknown --field is refused" sh -c "[ $rc = 2 ] && grep -q -- \"--field: unknown field 'nope'\" err.txt"
+# The two best widths (vs the true density, by cross-validation) are
+# different things: their legend labels must say which is which.
+cat >labels.py <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import plot_kde
+figures = []
+plot_kde.save = lambda fig, args: figures.append(fig)
+sys.argv = ["plot_kde.py", "kde.h5", "-o", "labels.png"]
+plot_kde.main()
+labels = [t.get_text() for ax in figures[0].axes if ax.get_legend()
+          for t in ax.get_legend().get_texts()]
+best = [label for label in labels if "best width" in label]
+print(best)
+assert len(best) == 2, best
+assert any("true density" in label for label in best), best
+assert any("3-fold cross-validation" in label for label in best), best
+assert all(label.split()[:2] == ["best", "width"] and label != "best width" for label in best), best
+assert not any(label.rsplit(" ", 1)[0] == best[0].rsplit(" ", 1)[0] for label in best[1:]), best
+PY
+check "plot_kde names the two best widths apart" /usr/bin/python3 labels.py "$tools"
+# `cmake --install` puts the apps (and so the tools' inputs) in PREFIX/bin.
+installed() {
+  cmake --install "$(dirname "$apps")" --prefix "$work/prefix" >/dev/null &&
+    for app in kde_sweep param_sweep mc_pi knn_query; do
+      [ -x "$work/prefix/bin/$app" ] || { echo "not installed: bin/$app"; return 1; }
+    done
+}
+check "cmake --install puts the apps in bin/" installed
 echo "test_plots: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,238 @@
+/* Ordered delivery, reductions and the checkpoint on rank 0 (see delivery.h). */
+#include "core/delivery.h"
+
+#include "reduce.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest piece read back from a checkpoint at once. */
+#define RESTORE_PIECE_BYTES (1u << 20)
+
+/* The first failure met in one call: its code (0 while none) and message. */
+typedef struct outcome {
+    int code;
+    char message[MPMAP_MESSAGE_MAX + 64];
+} outcome;
+
+static void note(outcome *o, int code, const char *message)
+{
+    if (o->code == MPMAP_OK) {
+        o->code = code;
+        snprintf(o->message, sizeof o->message, "%s", message);
+    }
+}
+
+/* Returns the outcome's code, its message in err when it is a failure. */
+static int report(const outcome *o, char *err, size_t errlen)
+{
+    if (o->code != MPMAP_OK && err && errlen)
+        snprintf(err, errlen, "%s", o->message);
+    return o->code;
+}
+
+/* The checkpoint's own account of its last failure, else `fallback`. */
+static const char *ckpt_reason(const mpmap__delivery *d, const char *fallback)
+{
+    const char *detail = mpmap_ckpt_error(d->ckpt);
+    return detail && detail[0] ? detail : fallback;
+}
+
+int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const mpmap_job *job,
+                         int64_t ntasks, size_t record_size, char *err, size_t errlen)
+{
+    *d = (mpmap__delivery){ .job = job, .record_size = record_size };
+    d->reduction = malloc(record_size + 1);
+    if (!d->reduction) {
+        snprintf(err, errlen, "out of memory");
+        return MPMAP_ENOMEM;
+    }
+    if (job->reduce_op != MPMAP_REDUCE_NONE)
+        mpmap_reduce_init(job->reduce_op, job->reduce_type, record_size, job->reduction,
+                          d->reduction);
+    if (config->checkpoint_path) {
+        int rc = mpmap_ckpt_open(config->checkpoint_path,
+                                 config->fingerprint ? config->fingerprint : "", ntasks,
+                                 record_size, config->resume, &d->ckpt, err, errlen);
+        if (rc != MPMAP_OK)
+            return rc;
+        d->nrestored = mpmap_ckpt_restored(d->ckpt, &d->restored);
+        d->restored_tasks = mpmap_ckpt_restored_tasks(d->ckpt);
+    }
+    return MPMAP_OK;
+}
+
+void mpmap__delivery_destroy(mpmap__delivery *d)
+{
+    if (d->ckpt)
+        mpmap_ckpt_close(d->ckpt);
+    d->ckpt = NULL;
+    for (size_t i = 0; i < d->nheld; i++) {
+        free(d->held[i].records);
+        free(d->held[i].status);
+    }
+    free(d->held);
+    free(d->reduction);
+    d->held = NULL;
+    d->reduction = NULL;
+    d->nheld = 0;
+}
+
+size_t mpmap__delivery_restored(const mpmap__delivery *d, const mpmap_range **ranges)
+{
+    *ranges = d->restored;
+    return d->nrestored;
+}
+
+void mpmap__delivery_stop_sink(mpmap__delivery *d) { d->sink_off = true; }
+
+/* Hands [begin, end) to the user in order: sink, results, status, reduction. */
+static void deliver(mpmap__delivery *d, int64_t begin, int64_t end, const char *records,
+                    const int32_t *status, outcome *o)
+{
+    const mpmap_job *job = d->job;
+    size_t rs = d->record_size;
+    int64_t n = end - begin;
+    if (n <= 0)
+        return;
+    if (job->sink && !d->sink_off) {
+        if (job->sink(begin, end, records, status, job->context) != 0) {
+            d->sink_off = true;
+            note(o, MPMAP_ECALLBACK, "the result sink failed");
+        }
+    }
+    if (job->results && rs > 0)
+        memcpy((char *)job->results + (size_t)begin * rs, records, (size_t)n * rs);
+    if (job->status) {
+        if (status)
+            memcpy(job->status + begin, status, (size_t)n * sizeof *status);
+        else
+            memset(job->status + begin, 0, (size_t)n * sizeof *status);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (status && status[i] != 0) {
+            d->failed++;
+            continue;
+        }
+        if (job->reduce_op != MPMAP_REDUCE_NONE && rs > 0)
+            mpmap_reduce_fold(job->reduce_op, job->reduce_type, rs, records + (size_t)i * rs,
+                              d->reduction, job->reduce_fn, job->context);
+    }
+    d->next_deliver = end;
+}
+
+/* Reads back restored range rg and delivers it in bounded pieces. */
+static void deliver_restored(mpmap__delivery *d, mpmap_range rg, outcome *o)
+{
+    size_t rs = d->record_size;
+    int64_t step = rs > 0 ? (int64_t)(RESTORE_PIECE_BYTES / rs) : rg.end - rg.begin;
+    if (step < 1)
+        step = 1;
+    int64_t most = step < rg.end - rg.begin ? step : rg.end - rg.begin;
+    char *records = malloc((size_t)most * rs + 1);
+    int32_t *status = malloc((size_t)most * sizeof *status + 1);
+    for (int64_t b = rg.begin; b < rg.end; b += step) {
+        int64_t e = b + step < rg.end ? b + step : rg.end;
+        if (!records || !status || mpmap_ckpt_read(d->ckpt, b, e, records, status) != MPMAP_OK) {
+            note(o, MPMAP_EIO,
+                 records && status ? ckpt_reason(d, "cannot read back the checkpoint")
+                                   : "cannot read back the checkpoint");
+            d->next_deliver = rg.end; /* keep the order bookkeeping going */
+            break;
+        }
+        bool all_ok = true;
+        for (int64_t i = 0; i < e - b; i++)
+            all_ok &= status[i] == 0;
+        deliver(d, b, e, records, all_ok ? NULL : status, o);
+    }
+    free(records);
+    free(status);
+}
+
+static void flush_in_order(mpmap__delivery *d, outcome *o)
+{
+    for (;;) {
+        if (d->next_restored < d->nrestored &&
+            d->restored[d->next_restored].begin == d->next_deliver) {
+            deliver_restored(d, d->restored[d->next_restored++], o);
+            continue;
+        }
+        size_t i;
+        for (i = 0; i < d->nheld; i++)
+            if (d->held[i].begin == d->next_deliver)
+                break;
+        if (i == d->nheld)
+            return;
+        mpmap__held_piece h = d->held[i];
+        d->held[i] = d->held[--d->nheld];
+        deliver(d, h.begin, h.end, h.records, h.status, o);
+        free(h.records);
+        free(h.status);
+    }
+}
+
+int mpmap__delivery_flush(mpmap__delivery *d, char *err, size_t errlen)
+{
+    outcome o = { 0 };
+    flush_in_order(d, &o);
+    return report(&o, err, errlen);
+}
+
+/* Keeps a copy of a piece that arrived before its turn. */
+static void hold(mpmap__delivery *d, int64_t begin, int64_t end, const char *records,
+                 const int32_t *status, outcome *o)
+{
+    size_t rs = d->record_size;
+    int64_t n = end - begin;
+    if (d->nheld == d->held_capacity) {
+        size_t cap = d->held_capacity ? 2 * d->held_capacity : 16;
+        mpmap__held_piece *grown = realloc(d->held, cap * sizeof *grown);
+        if (!grown) {
+            note(o, MPMAP_ENOMEM, "out of memory holding results");
+            return;
+        }
+        d->held = grown;
+        d->held_capacity = cap;
+    }
+    mpmap__held_piece h = { begin, end, malloc((size_t)n * rs + 1), NULL };
+    if (status)
+        h.status = malloc((size_t)n * sizeof *status);
+    if (!h.records || (status && !h.status)) {
+        free(h.records);
+        free(h.status);
+        note(o, MPMAP_ENOMEM, "out of memory holding results");
+        return;
+    }
+    memcpy(h.records, records, (size_t)n * rs);
+    if (status)
+        memcpy(h.status, status, (size_t)n * sizeof *status);
+    d->held[d->nheld++] = h;
+}
+
+int mpmap__delivery_accept(mpmap__delivery *d, int64_t begin, int64_t end, const char *records,
+                           const int32_t *status, char *err, size_t errlen)
+{
+    outcome o = { 0 };
+    if (end - begin <= 0)
+        return MPMAP_OK;
+    d->computed += end - begin;
+    /* The checkpoint says why it failed (e.g. the disk is full): pass that on. */
+    if (d->ckpt && mpmap_ckpt_append(d->ckpt, begin, end, records, status) != MPMAP_OK)
+        note(&o, MPMAP_EIO, ckpt_reason(d, "cannot append to the checkpoint"));
+    if (begin == d->next_deliver) {
+        deliver(d, begin, end, records, status, &o);
+        flush_in_order(d, &o);
+    } else {
+        hold(d, begin, end, records, status, &o);
+    }
+    return report(&o, err, errlen);
+}
+
+int mpmap__delivery_sync(mpmap__delivery *d, char *err, size_t errlen)
+{
+    outcome o = { 0 };
+    if (d->ckpt && mpmap_ckpt_sync(d->ckpt) != MPMAP_OK)
+        note(&o, MPMAP_EIO, ckpt_reason(d, "cannot sync the checkpoint"));
+    return report(&o, err, errlen);
+}

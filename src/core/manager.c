@@ -1,0 +1,512 @@
+/*
+ * The manager role on rank 0.
+ *
+ * Rank 0 computes too: it runs its own chunks in short time slices and
+ * serves worker messages between slices. The manager is finished when every
+ * worker was told STOP and every chunk it handed out came back COMPLETE, so
+ * no message is ever left unmatched.
+ */
+#include "core/manager.h"
+
+#include "core/delivery.h"
+#include "core/transport.h"
+#include "core/worker.h"
+#include "schedule.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Target length of one time slice of work between polls. Rank 0's own
+ * slices follow how long workers take per piece (they must never run dry
+ * while rank 0 computes), within these bounds. */
+#define MANAGER_SLICE_MAX 0.002
+#define MANAGER_SLICE_MIN 0.00002
+#define MANAGER_SLICE_START 0.0001
+
+/* Rank 0's own chunk, computed in slices between serving the workers. */
+typedef struct own_chunk {
+    mpmap_range *ranges;
+    size_t count, index;   /* ranges of the chunk; the one being computed */
+    int64_t pos;           /* next task to compute */
+    char *buffer;
+    int32_t *status;       /* NULL while every task succeeded */
+    int64_t room;          /* tasks the buffer holds */
+    double start;          /* when the unflushed part of the range started */
+    int64_t flushed;       /* tasks of the current range before this are delivered */
+    int64_t slice_len;
+    double slice_target;   /* seconds; see MANAGER_SLICE_* */
+    bool exhausted;        /* the scheduler has nothing more for rank 0 */
+} own_chunk;
+
+struct mpmap__manager {
+    mpmap__run *r;
+    int workers;           /* remote workers: ranks 1..size-1 */
+    int sched_workers;     /* P as the scheduler sees it */
+    bool computes;         /* rank 0 takes chunks too */
+    mpmap__scheduler sched;
+    mpmap_range *pending;  /* real ranges still to compute (virtual space) */
+    int64_t *offsets;
+    size_t npending;
+    bool *stopped;         /* worker was told STOP (or to cancel) */
+    int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
+    bool *deferred;        /* a request made ahead, answered once that worker is idle */
+    mpmap__sends sends;
+    mpmap__delivery delivery;
+    own_chunk own;
+    /* outcome */
+    int stopping;          /* 0 or the MPMAP_E* the run will return */
+    bool cancel_sent;
+    int64_t failed_task;
+    char message[MPMAP_MESSAGE_MAX + 64];
+    int64_t chunks;
+    double last_sync, last_progress;
+};
+
+static void manager_stop(mpmap__manager *m, int code, int64_t task, const char *message)
+{
+    if (m->stopping == 0) {
+        m->stopping = code;
+        m->failed_task = task;
+        snprintf(m->message, sizeof m->message, "%s", message);
+        /* After a failed callback the sink is not called again. */
+        if (code == MPMAP_ECALLBACK)
+            mpmap__delivery_stop_sink(&m->delivery);
+    }
+    if (!m->cancel_sent) {
+        m->cancel_sent = true;
+        for (int w = 1; w <= m->workers; w++) {
+            m->stopped[w] = true; /* no chunk goes out any more */
+            mpmap__signal_post(&m->sends, w, MPMAP__TAG_CANCEL, m->r->comm);
+        }
+    }
+}
+
+/* Delivery reports failures; the manager decides that they stop the run. */
+static void stop_on_failure(mpmap__manager *m, int rc, const char *message)
+{
+    if (rc != MPMAP_OK)
+        manager_stop(m, rc, -1, message);
+}
+
+/* A piece of results has arrived (from any rank, in any order). */
+static void accept_piece(mpmap__manager *m, int64_t begin, int64_t end, const char *records,
+                         const int32_t *status)
+{
+    char err[MPMAP_MESSAGE_MAX + 64];
+    int rc = mpmap__delivery_accept(&m->delivery, begin, end, records, status, err, sizeof err);
+    stop_on_failure(m, rc, err);
+}
+
+static void trace_piece(mpmap__manager *m, int64_t begin, int64_t end, int rank, double start,
+                        double finish)
+{
+    const mpmap_job *job = m->r->job;
+    if (!job->trace || end <= begin)
+        return;
+    mpmap_trace_entry e = { begin, end, rank, start, finish };
+    if (job->trace(&e, job->context) != 0)
+        manager_stop(m, MPMAP_ECALLBACK, -1, "the trace callback failed");
+}
+
+/* Next chunk for scheduler slot `slot`, as real ranges. Returns their count
+ * (0 when nothing is left) and stores a malloc'd array in *out. */
+static size_t next_chunk(mpmap__manager *m, int slot, mpmap_range **out)
+{
+    *out = NULL;
+    if (m->stopping)
+        return 0;
+    int64_t vb, ve;
+    if (!mpmap__scheduler_next(&m->sched, slot, &vb, &ve))
+        return 0;
+    size_t n = mpmap__ranges_translate(m->pending, m->offsets, m->npending, vb, ve, NULL, 0);
+    mpmap_range *ranges = malloc(n * sizeof *ranges);
+    if (!ranges) {
+        manager_stop(m, MPMAP_ENOMEM, -1, "out of memory");
+        return 0;
+    }
+    mpmap__ranges_translate(m->pending, m->offsets, m->npending, vb, ve, ranges, n);
+    m->chunks++;
+    *out = ranges;
+    return n;
+}
+
+static int slot_of_rank(const mpmap__manager *m, int rank)
+{
+    return m->computes ? rank : rank - 1;
+}
+
+/* Sends worker w its next chunk, or STOP. */
+static int assign(mpmap__manager *m, int w)
+{
+    mpmap_range *ranges;
+    size_t n = next_chunk(m, slot_of_rank(m, w), &ranges);
+    int64_t *msg = mpmap__assign_encode(ranges, n);
+    free(ranges);
+    if (!msg)
+        return MPMAP_ENOMEM;
+    if (n == 0)
+        m->stopped[w] = true;
+    else
+        m->open_chunks[w]++;
+    return mpmap__sends_post(&m->sends, msg, (int)(mpmap__assign_length(n) * sizeof *msg), w,
+                             MPMAP__TAG_ASSIGN, m->r->comm);
+}
+
+/* Few enough tasks left that handing them out ahead would idle a rank at
+ * the end: at most one minimum chunk per rank, shared-pool schedules only
+ * (the scheduler's endgame). */
+static bool pool_nearly_empty(const mpmap__manager *m)
+{
+    if (m->stopping)
+        return false; /* the answer is STOP: give it at once */
+    return mpmap__scheduler_endgame(&m->sched);
+}
+
+static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int source)
+{
+    size_t rs = (size_t)m->r->params.record_size;
+    mpmap__result_header h;
+    const char *records;
+    const int32_t *status;
+    if (mpmap__result_decode(buffer, bytes, rs, &h, &records, &status) != MPMAP_OK)
+        return MPMAP_EMPI;
+    accept_piece(m, h.begin, h.end, records, status);
+    trace_piece(m, h.begin, h.end, source, h.start, h.finish);
+    if (h.flags & MPMAP__RESULT_COMPLETE) {
+        /* Half a worker's piece time: the worker still has its prefetched
+         * chunk to run while it waits for this reply. */
+        double half = 0.5 * (h.finish - h.start);
+        double target = 0.8 * m->own.slice_target + 0.2 * half;
+        m->own.slice_target = target < MANAGER_SLICE_MIN   ? MANAGER_SLICE_MIN
+                              : target > MANAGER_SLICE_MAX ? MANAGER_SLICE_MAX
+                                                           : target;
+    }
+    if ((h.flags & MPMAP__RESULT_TASK_ERROR) && m->r->job->task_failed) {
+        mpmap_task_error err = { .task = h.failed_task, .code = h.error_code };
+        snprintf(err.message, sizeof err.message, "%s", h.message);
+        m->r->job->task_failed(&err, m->r->job->context);
+    }
+    if (h.flags & MPMAP__RESULT_FAILED) {
+        char text[MPMAP_MESSAGE_MAX + 64];
+        snprintf(text, sizeof text, "task %lld failed: %s", (long long)h.failed_task, h.message);
+        manager_stop(m, MPMAP_ETASK, h.failed_task, text);
+    }
+    if (h.flags & MPMAP__RESULT_INTERRUPTED)
+        manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
+    if (h.flags & MPMAP__RESULT_COMPLETE)
+        m->open_chunks[source]--;
+    if ((h.flags & MPMAP__RESULT_REQUEST) && (h.flags & MPMAP__RESULT_AHEAD) &&
+        pool_nearly_empty(m)) {
+        /* The last few tasks go to whichever rank runs dry first, not to
+         * one that asked while still busy: answer when it is idle. */
+        m->deferred[source] = true;
+        return MPMAP_OK;
+    }
+    if ((h.flags & MPMAP__RESULT_REQUEST) ||
+        ((h.flags & MPMAP__RESULT_COMPLETE) && m->deferred[source])) {
+        m->deferred[source] = false;
+        return assign(m, source);
+    }
+    return MPMAP_OK;
+}
+
+/* Serves every message that has arrived. Returns how many were handled. */
+static int manager_poll(mpmap__manager *m, char **buffer, size_t *capacity, int *handled)
+{
+    *handled = 0;
+    for (;;) {
+        int bytes = 0, source = 0;
+        int got = mpmap__try_recv_into(m->r->comm, MPI_ANY_SOURCE, MPMAP__TAG_RESULT, buffer,
+                                       capacity, &bytes, &source);
+        if (got < 0)
+            return got;
+        if (got == 0)
+            return MPMAP_OK;
+        int rc = handle_result(m, *buffer, bytes, source);
+        if (rc != MPMAP_OK)
+            return rc;
+        (*handled)++;
+    }
+}
+
+/* ---- rank 0's own work -------------------------------------------------- */
+
+/* Hands rank 0's own results [flushed, upto) of the current range on:
+ * at the end of a range, and every flush_interval seconds within a long
+ * one, so they reach the checkpoint as soon as a worker's would. */
+static void own_flush(mpmap__manager *m, int64_t upto)
+{
+    own_chunk *o = &m->own;
+    size_t rs = (size_t)m->r->params.record_size;
+    int64_t range_begin = o->ranges[o->index].begin;
+    int64_t from = o->flushed;
+    if (upto > from) {
+        const int32_t *status = o->status ? o->status + (from - range_begin) : NULL;
+        double finish = MPI_Wtime() - m->r->t0;
+        accept_piece(m, from, upto, o->buffer + (size_t)(from - range_begin) * rs, status);
+        trace_piece(m, from, upto, 0, o->start, finish);
+        o->flushed = upto;
+        o->start = finish;
+    }
+}
+
+static int own_start_range(mpmap__manager *m)
+{
+    own_chunk *o = &m->own;
+    size_t rs = (size_t)m->r->params.record_size;
+    mpmap_range rg = o->ranges[o->index];
+    int64_t n = rg.end - rg.begin;
+    if (n > o->room) {
+        free(o->buffer);
+        free(o->status);
+        o->buffer = malloc((size_t)n * rs + 1);
+        o->status = NULL;
+        if (!o->buffer)
+            return MPMAP_ENOMEM;
+        o->room = n;
+    }
+    free(o->status);
+    o->status = NULL;
+    o->pos = rg.begin;
+    o->flushed = rg.begin;
+    o->start = MPI_Wtime() - m->r->t0;
+    return MPMAP_OK;
+}
+
+/* Runs one time slice of rank 0's own work. */
+static int own_slice(mpmap__manager *m)
+{
+    mpmap__run *r = m->r;
+    own_chunk *o = &m->own;
+    size_t rs = (size_t)r->params.record_size;
+    mpmap_range rg = o->ranges[o->index];
+    int64_t len = o->slice_len < rg.end - o->pos ? o->slice_len : rg.end - o->pos;
+    char *out = o->buffer + (size_t)(o->pos - rg.begin) * rs;
+    double t = mpmap__now();
+    mpmap_task_error err;
+    int64_t ok = mpmap__run_map(r->job, o->pos, o->pos + len, out, &err);
+    double target = m->workers > 0 ? o->slice_target : MPMAP__WORKER_SLICE_SECONDS;
+    o->slice_len = mpmap__next_slice_length(o->slice_len, mpmap__now() - t, target);
+    o->pos += ok;
+    if (ok < len) {
+        if (r->params.on_error == MPMAP_ON_ERROR_STOP) {
+            own_flush(m, o->pos);
+            char text[MPMAP_MESSAGE_MAX + 64];
+            snprintf(text, sizeof text, "task %lld failed: %s", (long long)err.task, err.message);
+            manager_stop(m, MPMAP_ETASK, err.task, text);
+            o->index = o->count;
+            return MPMAP_OK;
+        }
+        if (!o->status) {
+            o->status = calloc((size_t)o->room, sizeof *o->status);
+            if (!o->status)
+                return MPMAP_ENOMEM;
+        }
+        memset(out + (size_t)ok * rs, 0, rs);
+        o->status[o->pos - rg.begin] = err.code;
+        o->pos++;
+        if (r->job->task_failed)
+            r->job->task_failed(&err, r->job->context);
+    }
+    if (o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval)
+        own_flush(m, o->pos);
+    if (o->pos == rg.end) {
+        own_flush(m, rg.end);
+        o->index++;
+        if (o->index < o->count)
+            return own_start_range(m);
+    }
+    return MPMAP_OK;
+}
+
+static bool own_active(const mpmap__manager *m) { return m->own.index < m->own.count; }
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void progress_report(mpmap__manager *m, double elapsed)
+{
+    const mpmap_job *job = m->r->job;
+    if (!job->progress)
+        return;
+    const mpmap__delivery *d = &m->delivery;
+    mpmap_progress_info info = { .done = d->computed + d->restored_tasks,
+                                 .total = m->r->params.ntasks,
+                                 .restored = d->restored_tasks,
+                                 .elapsed = elapsed };
+    info.rate = elapsed > 0 ? (double)d->computed / elapsed : 0;
+    int64_t left = info.total - info.done;
+    info.eta = info.rate > 0 ? (double)left / info.rate : -1;
+    job->progress(&info, job->context);
+}
+
+static bool workers_finished(const mpmap__manager *m)
+{
+    for (int w = 1; w <= m->workers; w++)
+        if (!m->stopped[w] || m->open_chunks[w] > 0)
+            return false;
+    return true;
+}
+
+static int manager_setup(mpmap__manager *m, mpmap__run *r, char *err, size_t errlen)
+{
+    const mpmap_config *cfg = r->config;
+    size_t rs = (size_t)r->params.record_size;
+    m->r = r;
+    m->workers = r->size - 1;
+    m->computes = cfg->manager_computes || r->size == 1;
+    m->sched_workers = m->computes ? r->size : r->size - 1;
+    m->failed_task = -1;
+    m->own.slice_len = 1;
+    m->own.slice_target = MANAGER_SLICE_START;
+    m->stopped = calloc((size_t)r->size, sizeof *m->stopped);
+    m->open_chunks = calloc((size_t)r->size, sizeof *m->open_chunks);
+    m->deferred = calloc((size_t)r->size, sizeof *m->deferred);
+    if (!m->stopped || !m->open_chunks || !m->deferred) {
+        snprintf(err, errlen, "out of memory");
+        return MPMAP_ENOMEM;
+    }
+    int rc = mpmap__delivery_init(&m->delivery, cfg, r->job, r->params.ntasks, rs, err, errlen);
+    if (rc != MPMAP_OK)
+        return rc;
+
+    const mpmap_range *restored;
+    size_t nrestored = mpmap__delivery_restored(&m->delivery, &restored);
+    m->pending = malloc((nrestored + 1) * sizeof *m->pending);
+    m->offsets = malloc((nrestored + 2) * sizeof *m->offsets);
+    if (!m->pending || !m->offsets) {
+        snprintf(err, errlen, "out of memory");
+        return MPMAP_ENOMEM;
+    }
+    m->npending = mpmap__ranges_complement(restored, nrestored, r->params.ntasks, m->pending);
+    int64_t total = 0;
+    for (size_t i = 0; i < m->npending; i++) {
+        m->offsets[i] = total;
+        total += m->pending[i].end - m->pending[i].begin;
+    }
+    m->offsets[m->npending] = total;
+
+    int64_t chunk, max_chunk;
+    mpmap__chunk_bounds(cfg->chunk, cfg->max_chunk, rs, &chunk, &max_chunk);
+    rc = mpmap__scheduler_init(&m->sched, cfg->schedule, total,
+                               m->sched_workers > 0 ? m->sched_workers : 1, chunk, max_chunk);
+    if (rc != MPMAP_OK) {
+        snprintf(err, errlen, "invalid schedule settings");
+        return rc;
+    }
+    return MPMAP_OK;
+}
+
+int mpmap__manager_create(mpmap__run *r, mpmap__manager **out, char *err, size_t errlen)
+{
+    mpmap__manager *m = calloc(1, sizeof *m);
+    *out = m;
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return MPMAP_ENOMEM;
+    }
+    return manager_setup(m, r, err, errlen);
+}
+
+void mpmap__manager_destroy(mpmap__manager *m)
+{
+    if (!m)
+        return;
+    mpmap__sends_finish(&m->sends);
+    mpmap__scheduler_destroy(&m->sched);
+    mpmap__delivery_destroy(&m->delivery);
+    free(m->pending);
+    free(m->offsets);
+    free(m->stopped);
+    free(m->open_chunks);
+    free(m->deferred);
+    free(m->own.ranges);
+    free(m->own.buffer);
+    free(m->own.status);
+    free(m);
+}
+
+int mpmap__manager_main(mpmap__manager *m)
+{
+    mpmap__run *r = m->r;
+    const mpmap_config *cfg = r->config;
+    own_chunk *o = &m->own;
+    char *buffer = NULL;
+    size_t capacity = 0;
+    int rc = MPMAP_OK;
+    char err[MPMAP_MESSAGE_MAX + 64];
+
+    /* restored ranges at the start of the task range */
+    stop_on_failure(m, mpmap__delivery_flush(&m->delivery, err, sizeof err), err);
+    for (int w = 1; w <= m->workers && rc == MPMAP_OK; w++)
+        rc = assign(m, w); /* one each; workers ask for more */
+
+    mpmap__backoff idle = { 0 };
+    double start = MPI_Wtime();
+    m->last_sync = m->last_progress = start;
+    while (rc == MPMAP_OK) {
+        int handled = 0;
+        rc = manager_poll(m, &buffer, &capacity, &handled);
+        if (rc != MPMAP_OK)
+            break;
+        if (mpmap__interrupted(r))
+            manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
+        double t = MPI_Wtime();
+        if (t - m->last_sync >= cfg->checkpoint_interval) {
+            stop_on_failure(m, mpmap__delivery_sync(&m->delivery, err, sizeof err), err);
+            m->last_sync = t;
+        }
+        if (r->job->progress && t - m->last_progress >= cfg->progress_interval) {
+            progress_report(m, t - start);
+            m->last_progress = t;
+        }
+        if (own_active(m)) {
+            if (m->stopping == MPMAP_EINTERRUPTED) {
+                own_flush(m, o->pos); /* keep what this rank finished */
+                o->index = o->count;
+                continue;
+            }
+            rc = own_slice(m);
+            idle.rounds = 0;
+            continue;
+        }
+        if (m->computes && !o->exhausted && !m->stopping) {
+            free(o->ranges);
+            o->count = next_chunk(m, 0, &o->ranges);
+            o->index = 0;
+            if (o->count > 0) {
+                rc = own_start_range(m);
+                continue;
+            }
+            o->exhausted = true;
+        }
+        if (workers_finished(m))
+            break;
+        if (handled)
+            idle.rounds = 0;
+        else
+            mpmap__backoff_pause(&idle);
+    }
+    free(buffer);
+    if (mpmap__delivery_sync(&m->delivery, err, sizeof err) != MPMAP_OK && rc == MPMAP_OK)
+        manager_stop(m, MPMAP_EIO, -1, err);
+    if (r->job->progress)
+        progress_report(m, MPI_Wtime() - start);
+    return rc;
+}
+
+void mpmap__manager_outcome(const mpmap__manager *m, int rc, mpmap__final_state *f)
+{
+    const mpmap__delivery *d = &m->delivery;
+    f->status = rc != MPMAP_OK ? rc : m->stopping;
+    f->cancelled = m->cancel_sent;
+    f->failed_task = m->failed_task;
+    f->done = d->computed + d->restored_tasks;
+    f->restored = d->restored_tasks;
+    f->failed = d->failed;
+    f->chunks = m->chunks;
+    snprintf(f->message, sizeof f->message, "%s", m->message);
+}
+
+const void *mpmap__manager_reduction(const mpmap__manager *m) { return m->delivery.reduction; }

@@ -1,0 +1,348 @@
+/*
+ * mpmap_app_main: the one collective sequence every app shares (see
+ * mpmap_app.h). Every step ends in an agreement, so all ranks take the same
+ * branch and leave with the same exit code: parse (identical on every rank)
+ * -> rank 0 checks the values and the output -> setup (collective) -> rank 0
+ * creates the output -> run -> rank 0 writes the summary -> commit or abort.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "app_common.h"
+#include "kit_internal.h"
+#include "progress.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mpmap_app {
+    app a;
+    const mpmap_app_def *def;
+    int code;                       /* set by mpmap_app_usage / _failure */
+    char message[APP_MESSAGE_MAX];  /* "" when already printed */
+    kit_fields fields;              /* rank 0 */
+    /* --on-error's default, a distinct object: after parsing, the flag's
+     * value points here only when it was not given. */
+    char on_error_unset[8];
+};
+
+struct mpmap_app_shared {
+    app_shared s;
+};
+
+static int set_error(mpmap_app *k, int code, const char *fmt, va_list ap)
+{
+    k->code = code;
+    vsnprintf(k->message, sizeof k->message, fmt, ap);
+    return code;
+}
+
+int mpmap_app_usage(mpmap_app *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = set_error(k, MPMAP_APP_USAGE, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int mpmap_app_failure(mpmap_app *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = set_error(k, MPMAP_APP_FAILED, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/*
+ * Collective: the verdict of a step any rank may fail. The lowest failing
+ * rank's code and message win; rank 0 prints the message once.
+ */
+static int agree_any(mpmap_app *k, int code)
+{
+    int mine = code != 0 ? k->a.rank : k->a.size, first = k->a.size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, k->a.comm);
+    if (first == k->a.size)
+        return 0;
+    struct {
+        int code;
+        char message[APP_MESSAGE_MAX];
+    } verdict = { code, "" };
+    if (k->a.rank == first)
+        snprintf(verdict.message, sizeof verdict.message, "%s", k->message);
+    MPI_Bcast(&verdict, (int)sizeof verdict, MPI_BYTE, first, k->a.comm);
+    if (k->a.rank == 0 && verdict.message[0]) {
+        fprintf(stderr, "%s: %s\n", k->a.name, verdict.message);
+        fflush(stderr);
+    }
+    return verdict.code != 0 ? verdict.code : MPMAP_APP_FAILED;
+}
+
+static int kit_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err, void *ctx)
+{
+    const mpmap_app *k = ctx;
+    return k->def->map(begin, end, records, err, k->def->context);
+}
+
+static int kit_sink(int64_t begin, int64_t end, const void *records, const int32_t *status,
+                    void *ctx)
+{
+    return kit_fields_sink(begin, end, records, status, &((mpmap_app *)ctx)->fields);
+}
+
+static void kit_task_failed(const mpmap_task_error *err, void *ctx)
+{
+    mpmap_app *k = ctx;
+    progress_end_line(stderr); /* not after a half-drawn bar */
+    k->def->task_failed(k, err, k->def->context);
+}
+
+static int kit_trace(const mpmap_trace_entry *entry, void *ctx)
+{
+    return app_trace(entry, &((mpmap_app *)ctx)->a);
+}
+
+static void kit_progress(const mpmap_progress_info *info, void *ctx)
+{
+    app_progress(&((mpmap_app *)ctx)->a, info);
+}
+
+/* Parses the flags and runs the rank-0 checks: -1 to go on, else the exit code. */
+static int parse_and_check(mpmap_app *k)
+{
+    const mpmap_app_def *d = k->def;
+    for (size_t i = 0; i < d->noptions; i++)
+        app_add_option(&k->a, d->options[i]);
+    snprintf(k->on_error_unset, sizeof k->on_error_unset, "stop");
+    k->a.common.on_error = k->on_error_unset;
+    /* --help shows the shared flag's value as its default: an app that
+     * picks the default by mode says so there (only for --help: that text
+     * is no valid value). */
+    for (int i = 1; d->on_error_default && i < k->a.argc; i++) {
+        if (strcmp(k->a.argv[i], "--") == 0)
+            break;
+        if (strcmp(k->a.argv[i], "--help") == 0 || strcmp(k->a.argv[i], "-h") == 0)
+            k->a.common.on_error = d->on_error_default;
+    }
+    int code = app_parse(&k->a, d->default_output, d->summary);
+    if (code >= 0)
+        return code;
+    code = 0;
+    if (k->a.rank == 0 && d->check)
+        code = d->check(k, d->context);
+    /* The output and its checkpoint are checked before any data is read. */
+    if (code == 0 && k->a.rank == 0)
+        code = app_check_output(&k->a, NULL, k->message, sizeof k->message);
+    code = app_agree(&k->a, code, k->message);
+    return code != 0 ? code : -1;
+}
+
+/* Rank 0: the output file with the fields' datasets. */
+static int create_output(mpmap_app *k)
+{
+    mpmap_app_problem *p = k->def->problem;
+    if (app_create_output(&k->a, k->message, sizeof k->message) != 0)
+        return MPMAP_APP_FAILED;
+    int code = kit_fields_open(&k->fields, k->a.h5, p, k->message, sizeof k->message);
+    if (code == MPMAP_APP_FAILED)
+        app_output_failed(&k->a, k->message, sizeof k->message);
+    return code;
+}
+
+/* Rank 0 after a successful run: closes the datasets and writes the
+ * summary and provenance. MPMAP_OK or MPMAP_EHDF5 with report->message. */
+static int write_results(mpmap_app *k, mpmap_report *report)
+{
+    const mpmap_app_def *d = k->def;
+    if (kit_fields_close(&k->fields) != 0 || (d->finish && d->finish(k, report, d->context) != 0) ||
+        app_write_provenance(&k->a, report, 0, NULL, NULL) != 0) {
+        app_output_failed(&k->a, report->message, sizeof report->message);
+        return MPMAP_EHDF5;
+    }
+    return MPMAP_OK;
+}
+
+/* Rank 0: "task 7 failed: why" becomes "point 7 (a=1) failed: why". */
+static void rename_failed_task(mpmap_app *k, mpmap_report *report)
+{
+    char name[256], text[1024];
+    k->def->task_name(report->failed_task, name, sizeof name, k->def->context);
+    const char *reason = strstr(report->message, "failed: ");
+    snprintf(text, sizeof text, "%s failed: %s", name, reason ? reason + 8 : report->message);
+    size_t n = strlen(text) < sizeof report->message ? strlen(text) : sizeof report->message - 1;
+    memcpy(report->message, text, n);
+    report->message[n] = '\0';
+}
+
+static int run(mpmap_app *k)
+{
+    const mpmap_app_def *d = k->def;
+    mpmap_app_problem *p = d->problem;
+    if (!p->task_dim)
+        p->task_dim = "task";
+    app_configure(&k->a, p->fingerprint);
+    if (p->max_chunk > 0)
+        k->a.config.max_chunk = p->max_chunk;
+
+    int code = 0;
+    if (k->a.rank == 0)
+        code = create_output(k);
+    code = app_agree(&k->a, code, k->message);
+    if (code != 0)
+        return code;
+
+    mpmap_job job = { .ntasks = p->ntasks, .record_size = p->record_size, .map = kit_map,
+                      .context = k, .trace = kit_trace, .progress = kit_progress,
+                      .reduce_op = p->reduce_op, .reduce_type = p->reduce_type,
+                      .reduce_fn = p->reduce_fn, .reduction = p->reduction };
+    if (p->nfields > 0 || p->status)
+        job.sink = kit_sink;
+    if (d->task_failed)
+        job.task_failed = kit_task_failed;
+    mpmap_report report;
+    int status = mpmap_run(k->a.comm, &k->a.config, &job, &report);
+    if (k->a.rank == 0 && status == MPMAP_OK)
+        status = write_results(k, &report);
+    /* Datasets close before the file is committed or removed; a file that
+     * is removed first stops writing, so that closing cannot fail on a full
+     * disk. */
+    if (k->a.rank == 0 && status != MPMAP_OK)
+        mpmap_h5_discard(k->a.h5);
+    if (k->a.rank == 0)
+        kit_fields_discard(&k->fields);
+    if (k->a.rank == 0 && status == MPMAP_ETASK && d->task_name && report.failed_task >= 0)
+        rename_failed_task(k, &report);
+    /* A bar's line still open ends before any message of app_finish. */
+    progress_end_line(stderr);
+    MPI_Bcast(&status, 1, MPI_INT, 0, k->a.comm);
+    code = app_finish(&k->a, status, &report);
+    if (code == MPMAP_APP_OK && k->a.rank == 0 && !k->a.common.quiet) {
+        if (d->print)
+            d->print(k, &report, d->context);
+        printf("  %d rank%s, %s schedule, %.3f s (%lld %s resumed from checkpoint)\n  wrote %s\n",
+               k->a.size, k->a.size == 1 ? "" : "s", mpmap_schedule_name(k->a.config.schedule),
+               report.wall_time, (long long)report.tasks_restored,
+               d->task_noun ? d->task_noun : "tasks", k->a.common.output);
+        fflush(stdout);
+    }
+    return code;
+}
+
+int mpmap_app_main(int argc, char **argv, const mpmap_app_def *def)
+{
+    mpmap_app *k = calloc(1, sizeof *k);
+    if (!k) {
+        fprintf(stderr, "%s: out of memory\n", def->name);
+        return MPMAP_APP_FAILED;
+    }
+    k->def = def;
+    app_init(&k->a, def->name, &argc, &argv);
+    int code = parse_and_check(k);
+    if (code < 0) {
+        k->code = 0;
+        k->message[0] = '\0';
+        code = def->setup(k, def->context);
+        if (code == 0 && kit_fields_layout(def->problem, k->message, sizeof k->message) != 0)
+            code = MPMAP_APP_FAILED;
+        code = agree_any(k, code);
+        if (code == 0)
+            code = run(k);
+    }
+    if (k->a.rank == 0 && code != 0)
+        mpmap_h5_discard(k->a.h5);
+    if (k->a.rank == 0)
+        kit_fields_free(&k->fields);
+    if (def->cleanup)
+        def->cleanup(def->context);
+    code = app_exit(&k->a, code);
+    free(k);
+    return code;
+}
+
+int64_t mpmap_app_failed_tasks(const mpmap_app *k) { return k->fields.failed; }
+int mpmap_app_rank(const mpmap_app *k) { return k->a.rank; }
+int mpmap_app_size(const mpmap_app *k) { return k->a.size; }
+MPI_Comm mpmap_app_comm(const mpmap_app *k) { return k->a.comm; }
+const mpmap_cli_common *mpmap_app_common(const mpmap_app *k) { return &k->a.common; }
+mpmap_config *mpmap_app_config(mpmap_app *k) { return &k->a.config; }
+mpmap_h5 *mpmap_app_h5(mpmap_app *k) { return k->a.h5; }
+bool mpmap_app_on_error_given(const mpmap_app *k) { return k->a.common.on_error != k->on_error_unset; }
+
+const void *mpmap_app_field_data(const mpmap_app *k, const char *name)
+{
+    return kit_fields_data(&k->fields, name);
+}
+
+int mpmap_app_attr_double(mpmap_app *k, const char *name, double value)
+{
+    return mpmap_h5_attr_double(k->a.h5, "/", name, value);
+}
+
+int mpmap_app_attr_int64(mpmap_app *k, const char *name, int64_t value)
+{
+    return mpmap_h5_attr_int64(k->a.h5, "/", name, value);
+}
+
+int mpmap_app_attr_string(mpmap_app *k, const char *name, const char *value)
+{
+    return mpmap_h5_attr_string(k->a.h5, "/", name, value);
+}
+
+int mpmap_app_shared_alloc(mpmap_app *k, int64_t count, mpmap_app_shared **out)
+{
+    /* Every rank computes the same count and allocates alike, so every rank
+     * returns the same verdict. */
+    mpmap_app_shared *s = calloc(1, sizeof *s);
+    int ok = s != NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, k->a.comm);
+    *out = NULL;
+    if (!all) {
+        free(s);
+        return mpmap_app_failure(k, "out of memory");
+    }
+    if (app_shared_alloc(&k->a, count, &s->s) != 0) {
+        app_shared_free(&s->s);
+        free(s);
+        return mpmap_app_usage(k, "%lld input values do not fit in memory", (long long)count);
+    }
+    *out = s;
+    return 0;
+}
+
+double *mpmap_app_shared_data(mpmap_app_shared *s) { return s ? s->s.data : NULL; }
+bool mpmap_app_shared_leader(const mpmap_app_shared *s) { return s && s->s.node_leader; }
+
+void mpmap_app_shared_publish(mpmap_app *k, mpmap_app_shared *s, bool from_root)
+{
+    app_shared_publish(&k->a, &s->s, from_root);
+}
+
+void mpmap_app_shared_free(mpmap_app_shared *s)
+{
+    if (!s)
+        return;
+    app_shared_free(&s->s);
+    free(s);
+}
+
+int mpmap_app_load_matrix(mpmap_app *k, const char *flag, const char *spec,
+                          mpmap_app_shared **out, int64_t *rows, int64_t *cols)
+{
+    *out = calloc(1, sizeof **out);
+    int ok = *out != NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, k->a.comm);
+    int code = all ? app_load_matrix(&k->a, flag, spec, &(*out)->s, rows, cols)
+                   : MPMAP_APP_FAILED;
+    if (code != 0) {
+        free(*out);
+        *out = NULL;
+        /* app_load_matrix agreed and printed already. */
+        k->message[0] = '\0';
+        k->code = code;
+    }
+    return code;
+}
+
+bool mpmap_app_fits_in_memory(int64_t count, size_t size) { return app_fits_in_memory(count, size); }
+uint64_t mpmap_app_hash(const void *data, size_t n) { return app_hash_bytes(data, n); }
