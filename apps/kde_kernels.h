@@ -1,7 +1,8 @@
 /*
  * Numerical kernels of the kde_sweep app: hypercube (Parzen window) counts,
  * Gaussian kernel densities and the K-fold cross-validated log-likelihood of
- * a Gaussian KDE. Pure computation: no MPI, no HDF5, no global state, so any
+ * a Gaussian KDE. Pure computation: no MPI, no HDF5, no global state (but the
+ * instruction-set path, which never changes a result), so any
  * rank can evaluate any width and get bitwise the same number.
  *
  * Samples are n rows of d float64 coordinates, row-major.
@@ -17,6 +18,8 @@
 #define KDE_KERNELS_H
 
 #include <stdint.h>
+
+#include "isa.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,11 +104,22 @@ int kde_cv_plan_expanded(const kde_cv_plan *plan, double h);
 /*
  * 2^t as the cross-validation kernels compute it (table of 2^(j/16) and a
  * degree-6 polynomial; within ~2 ulp of 2^t), for t <= 0; 2^t below 2^-1020
- * (and NaN) gives 0. kde_exp2 is the scalar path, kde_exp2_many the widest
- * vector path of the build; they give the same bits.
+ * (and NaN) gives 0. kde_exp2 is the scalar path, kde_exp2_many the path in
+ * use (kde_kernels_path); they give the same bits.
  */
 double kde_exp2(double t);
 void kde_exp2_many(const double *t, int64_t n, double *out);
+
+/*
+ * Instruction-set path of the kernels above (isa.h): chosen at the first call
+ * from MPMAP_ISA and the CPU, the same for all of them. Every path gives
+ * bitwise the same results. kde_kernels_use_path switches to another path
+ * supported by this CPU (returns 0) or returns MPMAP_EINVAL and changes
+ * nothing; for tests and benchmarks, not to be called while another thread
+ * is inside a kernel.
+ */
+isa_path kde_kernels_path(void);
+int kde_kernels_use_path(isa_path path);
 
 #ifdef __cplusplus
 }

@@ -106,31 +106,20 @@ static int kde_check(mpmap_app *app, void *ctx)
     return 0;
 }
 
-/* The samples: synthetic standard normal rows drawn once per node, row i
- * from random stream i (so they never depend on the rank count), or
- * --input read by rank 0; one copy per node either way. */
+/* The samples: --input, or synthetic standard normal rows (one copy per node). */
 static int load_samples(mpmap_app *app, kde_problem *p)
 {
-    if (!p->input) {
-        p->n = p->samples_flag;
-        p->d = (int)p->dim_flag;
-        if (mpmap_app_shared_alloc(app, p->n * p->d, &p->shared) != 0)
-            return mpmap_app_usage(app, "--samples: the samples do not fit in memory");
-        if (mpmap_app_shared_leader(p->shared))
-            mpmap_rng_rows_normal((uint64_t)p->seed, 0, (size_t)p->n, (size_t)p->d,
-                                  mpmap_app_shared_data(p->shared));
-        mpmap_app_shared_publish(app, p->shared, false);
-    } else {
-        int64_t rows, cols;
-        int code = mpmap_app_load_matrix(app, "--input", p->input, &p->shared, &rows, &cols);
-        if (code != 0)
-            return code;
-        p->n = rows;
-        p->d = (int)cols;
-        if (cols > KDE_CV_MAX_DIM)
-            return mpmap_app_usage(app, "--input: more than 64 columns");
-    }
+    int64_t rows, cols;
+    int code = mpmap_app_input_matrix(app, p->input ? "--input" : "--samples", p->input,
+                                      mpmap_rng_rows_normal, (uint64_t)p->seed, p->samples_flag,
+                                      p->dim_flag, &p->shared, &rows, &cols);
+    if (code != 0)
+        return code;
+    p->n = rows;
+    p->d = (int)cols;
     p->samples = mpmap_app_shared_data(p->shared);
+    if (cols > KDE_CV_MAX_DIM)
+        return mpmap_app_usage(app, "--input: more than 64 columns");
     return 0;
 }
 

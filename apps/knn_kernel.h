@@ -1,7 +1,8 @@
 /*
  * Exact k-nearest-neighbour search for the knn_query app: a kd-tree over an
  * n x d row-major array of doubles, plus the brute-force reference it must
- * match bit for bit. Pure computation: no MPI, no HDF5, no global state.
+ * match bit for bit. Pure computation: no MPI, no HDF5, no global state (but the
+ * instruction-set path, which never changes a result).
  *
  * Semantics (shared by the tree and the brute force):
  *   - the squared distance of a query q to a data row x is
@@ -23,6 +24,8 @@
 
 #include <stdint.h>
 
+#include "isa.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,7 +46,8 @@ enum {
 enum {
     /*
      * Keep a private copy of the points in tree order, laid out dimension-major
-     * per leaf so a leaf scan reads contiguous memory, 4 points per AVX2 step.
+     * per leaf so a leaf scan reads contiguous memory, 4 points per AVX2 step
+     * (on the AVX2 and AVX-512 paths).
      * Costs n * d * 8 bytes more (12.8 MB for 200 000 x 8) and answers about
      * 1.5-1.7x faster on uniform 8-D data. Without it the tree reads the
      * caller's array through a permutation (suited to one copy of the data
@@ -111,6 +115,16 @@ int knn_brute_force(const double *data, int64_t n, int d, const double *query, i
 
 /* The squared distance defined above; what both searches rank by. */
 double knn_distance2(const double *a, const double *b, int d);
+
+/*
+ * Instruction-set path of the tree queries (isa.h): chosen at the first query
+ * from MPMAP_ISA and the CPU. Every path returns bitwise the same answers.
+ * knn_kernel_use_path switches to another path supported by this CPU
+ * (KNN_OK) or returns KNN_EINVAL and changes nothing; for tests and
+ * benchmarks, not while another thread is querying.
+ */
+isa_path knn_kernel_path(void);
+int knn_kernel_use_path(isa_path path);
 
 #ifdef __cplusplus
 }

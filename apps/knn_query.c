@@ -34,6 +34,10 @@
  * queries are independent families of streams under one --seed. */
 enum { KNN_STREAM_DATA = 1, KNN_STREAM_QUERIES = 2 };
 
+/* A number macro as text, for --help's defaults. */
+#define KNN_TEXT_(x) #x
+#define KNN_TEXT(x) KNN_TEXT_(x)
+
 /* Longest "FILE.h5:/DATASET" or synthetic description kept for the output. */
 #define KNN_SOURCE_MAX 4200
 
@@ -136,29 +140,6 @@ static int knn_check(mpmap_app *app, void *ctx)
     return 0;
 }
 
-/*
- * The points of one input: FILE.h5:/DATASET read by rank 0, or `rows`
- * uniform rows in [0,1)^cols drawn by each node's first rank (row i is
- * random stream i, so they never depend on the rank count). Either way one
- * copy per node. Returns 0 or an exit code, the same on every rank.
- */
-static int knn_load(mpmap_app *app, const char *flag, const char *spec, uint64_t seed,
-                    int64_t rows, int64_t cols, mpmap_app_shared **out, int64_t *out_rows,
-                    int64_t *out_cols)
-{
-    if (spec)
-        return mpmap_app_load_matrix(app, flag, spec, out, out_rows, out_cols);
-    if (mpmap_app_shared_alloc(app, rows * cols, out) != 0)
-        return mpmap_app_usage(app, "%s: %lld x %lld points do not fit in memory", flag,
-                               (long long)rows, (long long)cols);
-    if (mpmap_app_shared_leader(*out))
-        mpmap_rng_rows_uniform(seed, 0, (size_t)rows, (size_t)cols, mpmap_app_shared_data(*out));
-    mpmap_app_shared_publish(app, *out, false);
-    *out_rows = rows;
-    *out_cols = cols;
-    return 0;
-}
-
 static void describe_source(char *buf, const char *spec, int d, int64_t seed)
 {
     if (spec)
@@ -173,13 +154,16 @@ static int knn_setup(mpmap_app *app, void *ctx)
 {
     knn_problem *p = ctx;
     int64_t rows = 0, cols = 0, qrows = 0, qcols = 0;
-    int code = knn_load(app, p->data_spec ? "--data" : "--points", p->data_spec,
-                        mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_DATA), p->points, p->dim,
-                        &p->data_shared, &rows, &cols);
+    /* Synthetic points are uniform in [0,1)^D, one copy per node. */
+    int code = mpmap_app_input_matrix(app, p->data_spec ? "--data" : "--points", p->data_spec,
+                                      mpmap_rng_rows_uniform,
+                                      mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_DATA),
+                                      p->points, p->dim, &p->data_shared, &rows, &cols);
     if (code == 0)
-        code = knn_load(app, p->query_spec ? "--queries" : "--queries-count", p->query_spec,
-                        mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_QUERIES), p->queries,
-                        cols, &p->query_shared, &qrows, &qcols);
+        code = mpmap_app_input_matrix(
+            app, p->query_spec ? "--queries" : "--queries-count", p->query_spec,
+            mpmap_rng_rows_uniform, mpmap_rng_subseed((uint64_t)p->seed, KNN_STREAM_QUERIES),
+            p->queries, cols, &p->query_shared, &qrows, &qcols);
     if (code != 0)
         return code;
     p->data = mpmap_app_shared_data(p->data_shared);
@@ -298,8 +282,6 @@ int main(int argc, char **argv)
 {
     knn_problem p = { .points = 100000, .queries = 10000, .dim = 8, .seed = 1, .k = 5,
                       .leaf_size = KNN_DEFAULT_LEAF_SIZE };
-    char leaf_default[16];
-    snprintf(leaf_default, sizeof leaf_default, "%d", KNN_DEFAULT_LEAF_SIZE);
     mpmap_option options[] = {
         { .name = "--data", .kind = MPMAP_OPT_STRING, .target = &p.data_spec,
           .metavar = "FILE.h5:/DATASET",
@@ -326,7 +308,7 @@ int main(int argc, char **argv)
          * leaf size is fine, so it is left out of the fingerprint. */
         { .name = "--leaf-size", .kind = MPMAP_OPT_INT64, .target = &p.leaf_size,
           .metavar = "L", .help = "most points in a kd-tree leaf (speed only)",
-          .default_text = leaf_default, .min = 1, .max = 1e9, .flags = MPMAP_OPT_NO_FINGERPRINT },
+          .default_text = KNN_TEXT(KNN_DEFAULT_LEAF_SIZE), .min = 1, .max = 1e9, .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
     mpmap_app_def def = {
         .name = "knn_query", .default_output = "knn_query.h5",

@@ -11,6 +11,10 @@
  * pair. The high 32 bits of a lane may hold garbage between rounds; the
  * multiplies ignore it and only low halves are ever read. The hit test is
  * exact integer arithmetic, so every path counts the same hits.
+ *
+ * The AVX2 and AVX-512 functions are compiled for their targets (isa.h)
+ * whatever the build flags, and used only on CPUs that support them: the path
+ * is chosen at the first call (MPMAP_ISA, else the best the CPU supports).
  */
 #include "mc_pi_kernel.h"
 
@@ -19,10 +23,13 @@
 
 #include <Random123/philox.h>
 
+#include "isa.h"
 #include "mpmap.h"
 #include "mpmap_rng.h"
 
-#if defined(__AVX2__) || defined(__AVX512F__)
+#include <stdatomic.h>
+
+#if ISA_X86
 #include <immintrin.h>
 #endif
 
@@ -63,7 +70,8 @@ static inline uint32_t mc_pi_key1(uint64_t seed, int r)
 /* Independent vectors per round, so multiply latency overlaps. */
 #define MC_PI_UNROLL 4
 
-#if defined(__AVX2__)
+#if ISA_X86
+ISA_PUSH_AVX2
 /*
  * Hits among points [first, end): whole groups of 4 * MC_PI_UNROLL blocks in
  * AVX2, a leading odd point and the remainder by the scalar path.
@@ -148,9 +156,9 @@ static int64_t mc_pi_hits_avx2(uint64_t seed, uint64_t stream, int64_t first, in
     return mc_pi_count_range(seed, stream, first, start) + (done - start) -
            (lane[0] + lane[1] + lane[2] + lane[3]) + mc_pi_count_range(seed, stream, done, end);
 }
-#endif /* __AVX2__ */
+ISA_POP
 
-#if defined(__AVX512F__)
+ISA_PUSH_AVX512
 /* As mc_pi_hits_avx2 with 8 lanes and mask compares. */
 static int64_t mc_pi_hits_avx512(uint64_t seed, uint64_t stream, int64_t first, int64_t end)
 {
@@ -219,49 +227,38 @@ static int64_t mc_pi_hits_avx512(uint64_t seed, uint64_t stream, int64_t first, 
     return mc_pi_count_range(seed, stream, first, start) + (done - start) -
            (int64_t)_mm512_reduce_add_epi64(misses) + mc_pi_count_range(seed, stream, done, end);
 }
-#endif /* __AVX512F__ */
+ISA_POP
+#endif /* ISA_X86 */
 
 int mc_pi_path_available(mc_pi_path path)
 {
-    switch (path) {
-    case MC_PI_PATH_SCALAR:
-        return 1;
-    case MC_PI_PATH_AVX2:
-#if defined(__AVX2__)
-        return 1;
-#else
-        return 0;
-#endif
-    case MC_PI_PATH_AVX512:
-#if defined(__AVX512F__)
-        return 1;
-#else
-        return 0;
-#endif
-    }
-    return 0;
+    return path >= MC_PI_PATH_SCALAR && path <= MC_PI_PATH_AVX512 && isa_supported((isa_path)path);
 }
+
+/* The path mc_pi_hits uses: -1 until the first call reads MPMAP_ISA. */
+static atomic_int mc_pi_path_state = -1;
 
 mc_pi_path mc_pi_best_path(void)
 {
-    if (mc_pi_path_available(MC_PI_PATH_AVX512))
-        return MC_PI_PATH_AVX512;
-    if (mc_pi_path_available(MC_PI_PATH_AVX2))
-        return MC_PI_PATH_AVX2;
-    return MC_PI_PATH_SCALAR;
+    int p = atomic_load_explicit(&mc_pi_path_state, memory_order_relaxed);
+    if (p < 0) {
+        p = (int)isa_from_env("mc_pi_kernel");
+        atomic_store_explicit(&mc_pi_path_state, p, memory_order_relaxed);
+    }
+    return (mc_pi_path)p;
+}
+
+int mc_pi_use_path(mc_pi_path path)
+{
+    if (!mc_pi_path_available(path))
+        return MPMAP_EINVAL;
+    atomic_store_explicit(&mc_pi_path_state, (int)path, memory_order_relaxed);
+    return 0;
 }
 
 const char *mc_pi_path_name(mc_pi_path path)
 {
-    switch (path) {
-    case MC_PI_PATH_SCALAR:
-        return "scalar";
-    case MC_PI_PATH_AVX2:
-        return "avx2";
-    case MC_PI_PATH_AVX512:
-        return "avx512";
-    }
-    return "unknown";
+    return isa_name((isa_path)path);
 }
 
 int64_t mc_pi_hits_range(mc_pi_path path, uint64_t seed, int64_t task, int64_t first, int64_t end)
@@ -269,11 +266,9 @@ int64_t mc_pi_hits_range(mc_pi_path path, uint64_t seed, int64_t task, int64_t f
     if (task < 0 || first < 0 || end < first || !mc_pi_path_available(path))
         return MPMAP_EINVAL;
     switch (path) {
-#if defined(__AVX512F__)
+#if ISA_X86
     case MC_PI_PATH_AVX512:
         return mc_pi_hits_avx512(seed, (uint64_t)task, first, end);
-#endif
-#if defined(__AVX2__)
     case MC_PI_PATH_AVX2:
         return mc_pi_hits_avx2(seed, (uint64_t)task, first, end);
 #endif

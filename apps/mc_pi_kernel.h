@@ -14,37 +14,53 @@
 
 #include <stdint.h>
 
-/* Code paths that count hits; all give identical counts. */
+/*
+ * Code paths that count hits; all give identical counts. The values are those
+ * of isa_path (isa.h): every binary has all three, and uses a vector path
+ * only on a CPU that supports it.
+ */
 typedef enum mc_pi_path {
     MC_PI_PATH_SCALAR = 0, /* portable C, always available */
-    MC_PI_PATH_AVX2,       /* 4 Philox counters per instruction; built when __AVX2__ */
-    MC_PI_PATH_AVX512      /* 8 Philox counters per instruction; built when __AVX512F__ */
+    MC_PI_PATH_AVX2,       /* 4 Philox counters per instruction; CPUs with AVX2 */
+    MC_PI_PATH_AVX512      /* 8 Philox counters per instruction; CPUs with AVX-512 */
 } mc_pi_path;
 
 /*
  * Hits among the first `samples` points of stream (seed, task), counted by
- * the fastest path built in. Returns MPMAP_EINVAL if task < 0 or samples < 0.
+ * the path in use (mc_pi_best_path). Returns MPMAP_EINVAL if task < 0 or
+ * samples < 0.
  */
 int64_t mc_pi_hits(uint64_t seed, int64_t task, int64_t samples);
 
 /* The same count by the portable scalar path (the reference). */
 int64_t mc_pi_hits_scalar(uint64_t seed, int64_t task, int64_t samples);
 
-/* The same count by a given path; MPMAP_EINVAL if that path is not built in. */
+/* The same count by a given path; MPMAP_EINVAL if this CPU cannot run that path. */
 int64_t mc_pi_hits_path(mc_pi_path path, uint64_t seed, int64_t task, int64_t samples);
 
 /*
  * Hits among points first .. end-1 of stream (seed, task) by a given path,
  * so one task's sampling can be split into pieces that sum to its count.
- * MPMAP_EINVAL if task < 0, first < 0, end < first or the path is not built in.
+ * MPMAP_EINVAL if task < 0, first < 0, end < first or the path is not available.
  */
 int64_t mc_pi_hits_range(mc_pi_path path, uint64_t seed, int64_t task, int64_t first, int64_t end);
 
-/* 1 if `path` is built into this binary, else 0. */
+/* 1 if this binary has `path` and this CPU can run it, else 0. */
 int mc_pi_path_available(mc_pi_path path);
 
-/* The path mc_pi_hits uses. */
+/*
+ * The path mc_pi_hits uses: chosen at the first call, MPMAP_ISA=scalar|avx2|
+ * avx512 if set (clamped to what the CPU supports, see isa.h), else the
+ * fastest path the CPU supports.
+ */
 mc_pi_path mc_pi_best_path(void);
+
+/*
+ * Makes mc_pi_hits use `path` (0), or returns MPMAP_EINVAL if it is not
+ * available and changes nothing. For tests and benchmarks; not while another
+ * thread is counting.
+ */
+int mc_pi_use_path(mc_pi_path path);
 
 /* "scalar", "avx2", "avx512"; "unknown" for other values. */
 const char *mc_pi_path_name(mc_pi_path path);

@@ -25,6 +25,8 @@
 
 /* Largest run of records buffered for one index of the first axis. */
 #define PS_ROW_MAX_BYTES ((int64_t)256 << 20)
+/* Most flags of the app's own (ps_flags). */
+#define PS_MAX_FLAGS 8
 /* Longest field name in /field. */
 #define PS_FIELD_NAME_MAX 64
 
@@ -41,6 +43,7 @@ typedef struct ps_sweep {
     /* coordinates */
     double *axis_values[PARAM_GRID_MAX_PARAMS];
     char **field_names, *field_text;
+    char summary[2048]; /* --help's text: the models from their table */
     char axis_long_names[PARAM_GRID_MAX_PARAMS][PARAM_NAME_MAX + 16];
 } ps_sweep;
 
@@ -255,52 +258,59 @@ static void ps_cleanup(void *ctx)
     param_grid_free(&s->eval.grid);
 }
 
-int main(int argc, char **argv)
+static const char *const record_names[] = { "vector", "summary", NULL };
+
+/* The app's own flags, with their targets in s. */
+static size_t ps_flags(ps_sweep *s, mpmap_option *out)
 {
-    static const char *const record_names[] = { "vector", "summary", NULL };
-    ps_sweep s = { .record = PARAM_RECORD_VECTOR, .dt = 0.01 };
-    s.eval.command = NULL;
-    mpmap_option options[] = {
-        { .name = "--param", .kind = MPMAP_OPT_STRING_LIST, .target = &s.specs,
+    const mpmap_option flags[] = {
+        { .name = "--param", .kind = MPMAP_OPT_STRING_LIST, .target = &s->specs,
           .metavar = "NAME=A:B:N|NAME=v1,v2,...",
           .help = "one grid axis: N values evenly spaced from A to B, or the listed values; "
                   "repeat for more axes (the first varies slowest)" },
-        { .name = "--model", .kind = MPMAP_OPT_STRING, .target = &s.model_name, .metavar = "NAME",
+        { .name = "--model", .kind = MPMAP_OPT_STRING, .target = &s->model_name, .metavar = "NAME",
           .help = "built-in model to evaluate (listed above); or --exec" },
-        { .name = "--exec", .kind = MPMAP_OPT_STRING, .target = &s.eval.command,
+        { .name = "--exec", .kind = MPMAP_OPT_STRING, .target = &s->eval.command,
           .metavar = "'COMMAND {NAME}...'",
           .help = "shell command run at every point, {NAME} replaced by the parameter's value; it "
                   "prints the record as whitespace-separated numbers; failed points go to "
                   "/status and the sweep continues unless --on-error stop" },
-        { .name = "--length", .kind = MPMAP_OPT_INT64, .target = &s.length, .metavar = "M",
+        { .name = "--length", .kind = MPMAP_OPT_INT64, .target = &s->length, .metavar = "M",
           .help = "model length: linear values, lorenz steps",
           .default_text = "linear 100, lorenz 10000", .min = 1, .max = INFINITY,
-          .seen = &s.seen.length },
-        { .name = "--record", .kind = MPMAP_OPT_CHOICE, .target = &s.record,
+          .seen = &s->seen.length },
+        { .name = "--record", .kind = MPMAP_OPT_CHOICE, .target = &s->record,
           .help = "linear: all M values, or mean,min,max,last", .default_text = "vector",
-          .choices = record_names, .seen = &s.seen.record },
-        { .name = "--dt", .kind = MPMAP_OPT_DOUBLE, .target = &s.dt, .metavar = "DT",
+          .choices = record_names, .seen = &s->seen.record },
+        { .name = "--dt", .kind = MPMAP_OPT_DOUBLE, .target = &s->dt, .metavar = "DT",
           .help = "lorenz: RK4 time step", .default_text = "0.01", .min = 0, .max = INFINITY,
-          .flags = MPMAP_OPT_EXCLUSIVE_MIN, .seen = &s.seen.dt },
-        { .name = "--record-length", .kind = MPMAP_OPT_INT64, .target = &s.record_length,
+          .flags = MPMAP_OPT_EXCLUSIVE_MIN, .seen = &s->seen.dt },
+        { .name = "--record-length", .kind = MPMAP_OPT_INT64, .target = &s->record_length,
           .metavar = "N",
           .help = "--exec: numbers per point (default: what the first point prints; it is run "
                   "once beforehand to learn it)",
-          .min = 1, .max = (double)PS_EXEC_MAX_RECORD, .seen = &s.seen.record_length },
-        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s.timeout, .metavar = "S",
+          .min = 1, .max = (double)PS_EXEC_MAX_RECORD, .seen = &s->seen.record_length },
+        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s->timeout, .metavar = "S",
           .help = "--exec: seconds a point may run before it is killed and fails",
           .default_text = "none", .min = 0, .max = INFINITY, .flags = MPMAP_OPT_EXCLUSIVE_MIN,
-          .seen = &s.seen.timeout },
+          .seen = &s->seen.timeout },
     };
-    char summary[2048];
-    ps_help_text(summary, sizeof summary);
-    mpmap_app_def def = { .name = "param_sweep", .default_output = "param_sweep.h5",
-                          .summary = summary, .options = options,
-                          .noptions = sizeof options / sizeof options[0], .context = &s,
-                          .problem = &s.problem, .setup = ps_setup, .map = ps_map,
-                          .task_failed = ps_task_failed, .task_name = ps_task_name,
-                          .finish = ps_finish, .print = ps_print, .cleanup = ps_cleanup,
-                          .task_noun = "points",
-                          .on_error_default = "stop with --model, continue with --exec" };
+    _Static_assert(sizeof flags / sizeof flags[0] <= PS_MAX_FLAGS, "raise PS_MAX_FLAGS");
+    memcpy(out, flags, sizeof flags);
+    return sizeof flags / sizeof flags[0];
+}
+
+int main(int argc, char **argv)
+{
+    ps_sweep s = { .record = PARAM_RECORD_VECTOR, .dt = 0.01 };
+    mpmap_option options[PS_MAX_FLAGS];
+    size_t noptions = ps_flags(&s, options);
+    ps_help_text(s.summary, sizeof s.summary);
+    mpmap_app_def def = {
+        .name = "param_sweep", .default_output = "param_sweep.h5", .summary = s.summary,
+        .options = options, .noptions = noptions, .context = &s,
+        .problem = &s.problem, .setup = ps_setup, .map = ps_map, .task_failed = ps_task_failed,
+        .task_name = ps_task_name, .finish = ps_finish, .print = ps_print, .cleanup = ps_cleanup,
+        .task_noun = "points", .on_error_default = "stop with --model, continue with --exec" };
     return mpmap_app_main(argc, argv, &def);
 }

@@ -157,6 +157,9 @@ class Params:
         self.sleep_slack = 60e-6  # nanosleep overshoot of a back-off sleep
         self.prefetch = 2
         self.batch = 50         # messages one MPI progress call pulls in (0 = manager_poll drains all)
+        self.poll_max = 0.0     # with batch 0: a poll stops after this much serving (0 = never);
+                                # the fixed manager_poll uses MANAGER_POLL_MAX = 50 ms
+        self.c_miss = 0.0       # with batch 0: manager CPU for the two probes that end a poll
         self.refill = 2.0       # hierarchy: sub-manager asks the top when its pool < refill x ranks x C
         self.__dict__.update(kw)
         if self.L_node is None:
@@ -527,11 +530,16 @@ class Sim:
         handled = 0
         B = int(self.p.batch)
         if B <= 0:
-            while m.inbox and m.inbox[0][0] <= t:
+            # the fixed manager_poll: probe until a miss follows a miss, so
+            # everything that has arrived is served, for at most poll_max
+            t_end = t + self.p.poll_max if self.p.poll_max > 0 else math.inf
+            while m.inbox and m.inbox[0][0] <= t and t < t_end:
                 _, _, msg = heapq.heappop(m.inbox)
                 t += self.p.c_msg
                 t = self.handle(m, msg, t)
                 handled += 1
+            if t < t_end:
+                t += self.p.c_miss
             return t, handled
         while True:
             while m.pulled:
@@ -748,6 +756,9 @@ DESIGNS = {
     # name: (simulate() keyword arguments, parameter overrides)
     "today": ({}, {}),
     "today+pollfix": ({}, {"batch": 0}),
+    # as built in manager_poll: two probes end a poll (c_miss), a poll serves
+    # for at most MANAGER_POLL_MAX = 50 ms, then rank 0 runs an own slice
+    "pollfix-as-built": ({}, {"batch": 0, "poll_max": 0.05, "c_miss": 2 * 1.57e-6}),
     "a:pure-manager": ({"pure": True}, {}),
     "b:node-submanagers-64": ({"nodes_of": 64}, {}),
     "b:node-submanagers-64-pure": ({"nodes_of": 64, "sub_pure": True}, {}),

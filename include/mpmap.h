@@ -80,6 +80,9 @@ typedef enum mpmap_schedule {
 /* Parses "guided", "static", "dynamic", "factoring"; returns 0 or MPMAP_EINVAL. */
 int mpmap_schedule_from_name(const char *name, mpmap_schedule *out);
 const char *mpmap_schedule_name(mpmap_schedule schedule);
+/* Every schedule's name, in mpmap_schedule order, NULL-terminated (for
+ * flag parsers and help texts). */
+const char *const *mpmap_schedule_names(void);
 /* One line saying how the schedule sizes its chunks; "" for an unknown one. */
 const char *mpmap_schedule_help(mpmap_schedule schedule);
 
@@ -195,6 +198,13 @@ typedef struct mpmap_job {
     /* rank 0, optional: told of each failed task under MPMAP_ON_ERROR_CONTINUE */
     void (*task_failed)(const mpmap_task_error *err, void *context);
     mpmap_progress_fn progress;    /* rank 0, optional: every config.progress_interval s */
+    /* rank 0, optional: told once, before any work, of something the user
+     * should know that is not an error: a resumed checkpoint damaged or torn
+     * part-way ("checkpoint 'X' is damaged after 272 of 564 tasks (byte
+     * 8123); the other 292 tasks will be recomputed"). message is one line
+     * without a trailing newline, valid during the call. The library itself
+     * never prints. */
+    void (*notice)(const char *message, void *context);
 } mpmap_job;
 
 /* How to run it. Start from mpmap_config_init and change what you need. */
@@ -228,6 +238,21 @@ typedef struct mpmap_config {
 } mpmap_config;
 
 void mpmap_config_init(mpmap_config *config);
+
+/*
+ * Why two job fingerprints (mpmap_config.fingerprint) differ, for a message
+ * that refuses to resume another job. For fingerprints of the form "APP
+ * --flag=value ... key=value ..." (the app kit's) `why` names the first
+ * difference: "--samples: was 1000, now 2000", "--seed: given now (3), not
+ * before", "--fast: given before (set), not now", "input data changed" (a
+ * non-flag part such as data=NxD:HASH), "written by APP1, not APP2", else
+ * "the arguments differ". Values longer than 60 characters are shown cut
+ * with "...". was is was_len bytes (need not be NUL-terminated), now is a
+ * C string; either may be NULL (""). With flags_only the parts after the
+ * flags are ignored. Returns 0 when they are equal (why = ""), else 1.
+ */
+int mpmap_fingerprint_diff(const char *was, size_t was_len, const char *now, int flags_only,
+                           char *why, size_t whylen);
 
 /* What happened, on every rank. */
 typedef struct mpmap_report {

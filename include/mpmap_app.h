@@ -224,6 +224,20 @@ void mpmap_app_shared_free(mpmap_app_shared *s);
 int mpmap_app_load_matrix(mpmap_app *app, const char *flag, const char *spec,
                           mpmap_app_shared **out, int64_t *rows, int64_t *cols);
 
+/*
+ * Collective: an app's input matrix, one copy per node: FILE.h5:/DATASET
+ * read by rank 0 when spec is given, else rows x cols values drawn by each
+ * node's first rank with fill(seed, 0, rows, cols, data) — e.g.
+ * mpmap_rng_rows_normal, whose row i is random stream i, so the data never
+ * depends on the rank count. 0, or an exit code with the message set
+ * ("FLAG: ... do not fit in memory", or the file's problem).
+ */
+typedef void (*mpmap_app_fill_fn)(uint64_t seed, uint64_t first_row, size_t rows, size_t cols,
+                                  double *data);
+int mpmap_app_input_matrix(mpmap_app *app, const char *flag, const char *spec,
+                           mpmap_app_fill_fn fill, uint64_t seed, int64_t rows, int64_t cols,
+                           mpmap_app_shared **out, int64_t *out_rows, int64_t *out_cols);
+
 /* Whether count elements of size bytes could fit in this machine's memory. */
 bool mpmap_app_fits_in_memory(int64_t count, size_t size);
 /* 64-bit FNV-1a of a byte range: names input data in fingerprints. */

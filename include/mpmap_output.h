@@ -125,7 +125,8 @@ void mpmap_output_describe_failure(const char *path, int sys_errno, const char *
  * the first difference: "--samples: was 1000, now 2000", "--seed: given now
  * (3), not before", "input data changed" (a data= or other non-flag part),
  * or "written by APP1, not APP2". With flags_only the parts after the flags
- * are ignored.
+ * are ignored. Same as mpmap_fingerprint_diff (mpmap.h), which the core's
+ * checkpoint check uses too.
  */
 int mpmap_output_fingerprint_diff(const char *was, size_t was_len, const char *now,
                                   int flags_only, char *why, size_t whylen);

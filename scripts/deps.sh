@@ -19,7 +19,7 @@ mpmap_require_packages() {
 
 # What building and running mpmap needs.
 MPMAP_BUILD_PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev
-  libhdf5-openmpi-dev hdf5-tools libcmocka-dev librandom123-dev libsleef-dev)
+  libhdf5-openmpi-dev hdf5-tools libcmocka-dev librandom123-dev)
 # What the test suite needs on top: Python checks of the output files, the fuzzer.
 MPMAP_TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf python3-matplotlib
   clang libclang-rt-14-dev time)

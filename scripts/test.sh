@@ -47,10 +47,14 @@ if [ "$sanitize" = 1 ]; then
   # own "does not fit in memory" check, as it does without the sanitizer.
   export ASAN_OPTIONS=allocator_may_return_null=1
   export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp:print_suppressions=0"
+  # The whole-system tests (label "system": the red-team table, the SLURM
+  # cluster) exercise processes and files, not memory; they run once, in the
+  # Release suite above.
   if run_suite sanitize "$here/build/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPMAP_SANITIZE=ON; then
     (cd "$here/build/asan" &&
       ctest --output-on-failure -j"$jobs" -L unit &&
-      ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 ctest --output-on-failure -j"$jobs" -LE unit) || status=1
+      ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 ctest --output-on-failure -j"$jobs" \
+        -LE 'unit|system') || status=1
   else
     status=1
   fi

@@ -9,8 +9,10 @@
  *     that was completely written before the process died is recovered on
  *     resume; a torn or corrupted entry is detected by its checksums and,
  *     together with everything after it, discarded and truncated away.
+ *     What that cost is told, not hidden: mpmap__ckpt_notice says how many
+ *     tasks were kept and how many will be recomputed.
  *   - Data reaches the disk (survives a power loss, not only a process
- *     kill) once mpmap_ckpt_sync / mpmap_ckpt_sync_if_due / close returned.
+ *     kill) once mpmap__ckpt_sync / mpmap__ckpt_sync_if_due / close returned.
  *   - Resume validates the file against the job: fingerprint, ntasks and
  *     record_size must all match.
  *   - Memory: only an index of entries (24 bytes each) and the coalesced
@@ -72,46 +74,52 @@ typedef struct mpmap_ckpt mpmap_ckpt;
  * entries, truncate a torn tail, and position for appending.
  * Returns 0 and *out, or:
  *   MPMAP_ERESUME: "no checkpoint 'X' to resume from",
- *     "checkpoint 'X' belongs to a different run (arguments differ: was '..', now '..')",
+ *     "checkpoint 'X' belongs to a different run (--seed: was 1, now 2)" (the
+ *       first difference, see mpmap_fingerprint_diff; "input data changed"),
  *     "... (was N tasks, now M)", "... (record size was N bytes, now M)",
  *     "checkpoint 'X' is damaged: bad header", "'X' is not an mpmap checkpoint", ...
  *   MPMAP_EIO: an I/O failure or the file is in use ("... : <strerror>"),
  *   MPMAP_EINVAL: bad arguments, MPMAP_ENOMEM.
  * The one-line message goes to err (errlen bytes, may be NULL/0).
  */
-int mpmap_ckpt_open(const char *path, const char *fingerprint, int64_t ntasks, size_t record_size,
-                    int resume, mpmap_ckpt **out, char *err, size_t errlen);
+int mpmap__ckpt_open(const char *path, const char *fingerprint, int64_t ntasks, size_t record_size,
+                     int resume, mpmap_ckpt **out, char *err, size_t errlen);
 
 /*
  * Appends tasks [begin, end): records holds (end-begin)*record_size bytes
  * (may be NULL when record_size is 0), status one code per task or NULL
  * (all 0). One pwritev per entry at the end of the log; on a failed write
  * the partial entry is truncated away and MPMAP_EIO returned (see
- * mpmap_ckpt_error). Not synced: call mpmap_ckpt_sync(_if_due).
+ * mpmap__ckpt_error). Not synced: call mpmap__ckpt_sync(_if_due).
  * MPMAP_EINVAL when 0 <= begin < end <= ntasks does not hold. Overlaps with
  * earlier entries are not checked here (see the overlap rule above).
  */
-int mpmap_ckpt_append(mpmap_ckpt *c, int64_t begin, int64_t end, const void *records,
-                      const int32_t *status);
+int mpmap__ckpt_append(mpmap_ckpt *c, int64_t begin, int64_t end, const void *records,
+                       const int32_t *status);
 
 /* fdatasync of everything appended so far. 0 or MPMAP_EIO. */
-int mpmap_ckpt_sync(mpmap_ckpt *c);
+int mpmap__ckpt_sync(mpmap_ckpt *c);
 
 /* Syncs when something was appended since the last sync and at least
  * `interval` seconds (monotonic clock) passed since it. Call after each
  * append and from the idle loop. 0 or MPMAP_EIO. */
-int mpmap_ckpt_sync_if_due(mpmap_ckpt *c, double interval);
+int mpmap__ckpt_sync_if_due(mpmap_ckpt *c, double interval);
 
 /* Sorted, disjoint, coalesced ranges of tasks restored at open (none for a
  * fresh log). The array belongs to c and stays valid until close. Appends
  * made through c do not change it. */
-size_t mpmap_ckpt_restored(const mpmap_ckpt *c, const mpmap_range **ranges);
+size_t mpmap__ckpt_restored(const mpmap_ckpt *c, const mpmap_range **ranges);
 
 /* Number of tasks in the restored ranges. */
-int64_t mpmap_ckpt_restored_tasks(const mpmap_ckpt *c);
+int64_t mpmap__ckpt_restored_tasks(const mpmap_ckpt *c);
 
 /* Bytes of torn/corrupted tail discarded at open (0 when the log was clean). */
-int64_t mpmap_ckpt_discarded_bytes(const mpmap_ckpt *c);
+int64_t mpmap__ckpt_discarded_bytes(const mpmap_ckpt *c);
+
+/* "" for a clean log, else one line for the user about the discarded tail:
+ * "checkpoint 'X' is damaged after K of N tasks (byte B); the other N-K
+ * tasks will be recomputed". Valid until close. */
+const char *mpmap__ckpt_notice(const mpmap_ckpt *c);
 
 /*
  * Reads back restored tasks [begin, end), which must lie inside one
@@ -120,20 +128,20 @@ int64_t mpmap_ckpt_discarded_bytes(const mpmap_ckpt *c);
  * had none); either may be NULL to skip it. Checksums were verified at open
  * and are not re-checked. 0, MPMAP_EINVAL (range not restored) or MPMAP_EIO.
  */
-int mpmap_ckpt_read(mpmap_ckpt *c, int64_t begin, int64_t end, void *records, int32_t *status);
+int mpmap__ckpt_read(mpmap_ckpt *c, int64_t begin, int64_t end, void *records, int32_t *status);
 
 /* One-line description of the last failure of append/sync/read/close, or "". */
-const char *mpmap_ckpt_error(const mpmap_ckpt *c);
+const char *mpmap__ckpt_error(const mpmap_ckpt *c);
 
 /* Syncs and closes, keeping the file (interrupted run). NULL is a no-op.
  * Returns 0 or MPMAP_EIO (c is freed either way). */
-int mpmap_ckpt_close(mpmap_ckpt *c);
+int mpmap__ckpt_close(mpmap_ckpt *c);
 
 /* Closes and unlinks the file (the run succeeded). 0 or MPMAP_EIO; c is freed. */
-int mpmap_ckpt_remove(mpmap_ckpt *c);
+int mpmap__ckpt_remove(mpmap_ckpt *c);
 
-/* CRC32C (Castagnoli), chainable: mpmap_crc32c(mpmap_crc32c(0, a, n), b, m)
+/* CRC32C (Castagnoli), chainable: mpmap__crc32c(mpmap__crc32c(0, a, n), b, m)
  * is the CRC of a followed by b. Uses SSE4.2 when compiled for it. */
-uint32_t mpmap_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t mpmap__crc32c(uint32_t crc, const void *data, size_t len);
 
 #endif

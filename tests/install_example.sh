@@ -24,7 +24,7 @@ grep -q "resonance at omega" run.txt
 # The same program through pkg-config, as a Makefile user would build it.
 PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --exists mpmap
 mpicc -std=c17 -O2 "$examples/damped_sweep.c" -o damped_pc \
-  $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs mpmap) -lm
+  $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs mpmap_kit) -lm
 LD_LIBRARY_PATH="$libdir" "$mpiexec" -n 2 ./damped_pc | grep -q "resonance at omega"
 # The app-kit example (--resume, schedules, bad flags) from the same install.
 LD_LIBRARY_PATH="$libdir" /usr/bin/python3 "$tests/example_resume.py" "$scratch/cmake-build"

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ typedef struct context {
     int64_t next_expected;
     int order_errors;
     record *sunk;
+    struct notice_log *notices; /* job.notice calls (rank 0) */
 } context;
 
 static int map_records(int64_t begin, int64_t end, void *out, mpmap_task_error *err, void *vctx)
@@ -321,6 +323,77 @@ static void test_interrupt_then_resume_is_bitwise_identical(const char *dir)
         unlink(path);
 }
 
+/* job.notice: what a resumed run is told about its checkpoint. */
+typedef struct notice_log {
+    int calls;
+    char message[512];
+} notice_log;
+
+static void record_notice(const char *message, void *vctx)
+{
+    notice_log *log = ((context *)vctx)->notices;
+    log->calls++;
+    snprintf(log->message, sizeof log->message, "%s", message);
+}
+
+/* A checkpoint torn part-way (a crash mid-write, a damaged disk block) drops
+ * the tasks after the damage: the resumed run must say so once, on rank 0,
+ * with how many tasks it will recompute, and still produce every record. */
+static void test_damaged_checkpoint_is_told_once(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/torn.ckpt", dir);
+    const int64_t n = 5000;
+    notice_log log = { 0 };
+    context ctx = { .fail_task = -1, .interrupt_after = -1, .spin = 1, .notices = &log };
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    cfg.checkpoint_path = path;
+    cfg.fingerprint = "runtime-test torn";
+    cfg.chunk = 50;
+    cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
+    mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
+                      .context = &ctx, .notice = record_notice };
+    mpmap_report rep;
+    int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_OK && log.calls == 0, "clean run: rc %d, %d notices", rc, log.calls);
+    if (my_rank == 0) {
+        struct stat st;
+        /* Cut in the middle of an entry: everything from it on is lost. */
+        if (stat(path, &st) != 0 || truncate(path, st.st_size / 2 + 7) != 0)
+            CHECK(0, "cannot tear %s", path);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    cfg.resume = 1;
+    record *results = my_rank == 0 ? calloc((size_t)n, sizeof *results) : NULL;
+    job.results = results;
+    rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
+    CHECK(rc == MPMAP_OK, "resume failed: %d (%s)", rc, rep.message);
+    CHECK(rep.tasks_restored > 0 && rep.tasks_restored < n, "restored %lld",
+          (long long)rep.tasks_restored);
+    if (my_rank == 0) {
+        char want[256];
+        snprintf(want, sizeof want, "is damaged after %lld of %lld tasks (byte ",
+                 (long long)rep.tasks_restored, (long long)n);
+        CHECK(log.calls == 1, "%d notices", log.calls);
+        CHECK(strstr(log.message, want) && strstr(log.message, "torn.ckpt"), "notice '%s'",
+              log.message);
+        snprintf(want, sizeof want, "; the other %lld tasks will be recomputed",
+                 (long long)(n - rep.tasks_restored));
+        CHECK(strstr(log.message, want), "notice '%s' lacks '%s'", log.message, want);
+        bool ok = true;
+        for (int64_t t = 0; t < n; t++) {
+            record e = expected_record(t);
+            ok &= same_bits(&results[t], &e, sizeof e);
+        }
+        CHECK(ok, "records after a torn checkpoint differ");
+        unlink(path);
+    } else {
+        CHECK(log.calls == 0, "rank %d was notified", my_rank);
+    }
+    free(results);
+}
+
 /* A checkpoint that cannot grow (here a file size limit on rank 0, as a full
  * disk would do) stops the run with MPMAP_EIO on every rank, and the report
  * says why in the checkpoint's own words rather than generically. */
@@ -397,6 +470,7 @@ int main(int argc, char **argv)
     test_task_failure_continue_records_status();
     test_interrupt_then_resume_is_bitwise_identical(dir);
     test_checkpoint_write_failure_reports_the_cause(dir);
+    test_damaged_checkpoint_is_told_once(dir);
     test_invalid_jobs_fail_everywhere();
 
     int total_failures = 0, total_checks = 0;

@@ -1,7 +1,9 @@
 /*
  * Tests for the exact k-nearest-neighbour kernel (apps/knn_kernel.c): the
  * kd-tree and the brute force must both agree bit for bit with an
- * independent reference that sorts every row by (squared distance, index).
+ * independent reference that sorts every row by (squared distance, index),
+ * and every instruction-set path this CPU runs (scalar, AVX2, AVX-512;
+ * isa.h) must give the same bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -372,6 +374,103 @@ static void test_distance2_sums_squares_in_dimension_order(void **state)
     assert_true(knn_distance2(reordered, b, 3) == 1.0 + 0x1.0p-52);
 }
 
+/*
+ * Everything the queries return on fixed inputs, by the path in use:
+ * dimensions around the 4-wide steps (1, 3, 4, 5, 8, 9), both point layouts,
+ * k in the sorted-array and the heap regime, data with exact ties (coordinates
+ * on a coarse grid) and queries on and off the data. dist and index are
+ * appended to out (cap bytes), the length returned.
+ */
+static size_t knn_all_outputs(unsigned char *out, size_t cap)
+{
+    static const int dims[] = {1, 3, 4, 5, 8, 9};
+    static const int ks[] = {1, 7, 40};
+    size_t len = 0;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int d = dims[di];
+        const int64_t n = 1503;
+        uint64_t st = 77 + (uint64_t)d;
+        double *data = random_points(n, d, &st);
+        for (int64_t i = 0; i < n * d; i += 3)
+            data[i] = floor(data[i] * 4.0) / 4.0; /* ties */
+        enum { M = 37 };
+        double queries[M * 9];
+        for (int i = 0; i < M * d; i++)
+            queries[i] = test_uniform(&st) * 1.2 - 0.1;
+        for (int j = 0; j < d; j++)
+            queries[j] = data[5 * d + j]; /* on a data point */
+        for (unsigned flags = 0; flags <= KNN_TREE_COPY_POINTS; flags += KNN_TREE_COPY_POINTS) {
+            knn_tree *t = NULL;
+            assert_int_equal(knn_tree_build_ex(data, n, d, 0, flags, &t), KNN_OK);
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                const int k = ks[ki];
+                double dist[M * 40];
+                int64_t index[M * 40];
+                assert_int_equal(knn_tree_query_batch(t, queries, M, k, dist, index), KNN_OK);
+                const size_t bytes = (size_t)M * (size_t)k * 8;
+                assert_true(len + 2 * bytes + 16 * (size_t)k <= cap);
+                memcpy(out + len, dist, bytes);
+                memcpy(out + len + bytes, index, bytes);
+                len += 2 * bytes;
+                assert_int_equal(knn_tree_query(t, queries + d, k, dist, index), KNN_OK);
+                memcpy(out + len, dist, 8 * (size_t)k);
+                memcpy(out + len + 8 * (size_t)k, index, 8 * (size_t)k);
+                len += 16 * (size_t)k;
+            }
+            knn_tree_free(t);
+        }
+        free(data);
+    }
+    return len;
+}
+
+static void test_every_isa_path_gives_the_same_bytes(void **state)
+{
+    (void)state;
+    const isa_path initial = knn_kernel_path();
+    assert_true(isa_supported(initial));
+    const size_t cap = 1u << 21;
+    unsigned char *want = malloc(cap), *got = malloc(cap);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_int_equal(knn_kernel_use_path(ISA_SCALAR), KNN_OK);
+    assert_int_equal(knn_kernel_path(), ISA_SCALAR);
+    const size_t len = knn_all_outputs(want, cap);
+    for (int p = ISA_SCALAR + 1; p < ISA_COUNT; p++) {
+        if (!isa_supported((isa_path)p)) {
+            /* Not on this CPU: refused, and the path in use stays. */
+            assert_int_equal(knn_kernel_use_path((isa_path)p), KNN_EINVAL);
+            assert_int_equal(knn_kernel_path(), ISA_SCALAR);
+            print_message("knn paths: %s not supported by this CPU, not compared\n",
+                          isa_name((isa_path)p));
+            continue;
+        }
+        assert_int_equal(knn_kernel_use_path((isa_path)p), KNN_OK);
+        assert_int_equal(knn_kernel_path(), (isa_path)p);
+        assert_int_equal(knn_all_outputs(got, cap), len);
+        assert_memory_equal(got, want, len);
+        print_message("knn paths: %s == scalar (%zu bytes)\n", isa_name((isa_path)p), len);
+        assert_int_equal(knn_kernel_use_path(ISA_SCALAR), KNN_OK);
+    }
+    assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
+    free(want);
+    free(got);
+}
+
+/* Every path also matches the independent reference on tie-heavy data. */
+static void test_every_isa_path_matches_reference(void **state)
+{
+    (void)state;
+    const isa_path initial = knn_kernel_path();
+    for (int p = ISA_SCALAR; p < ISA_COUNT; p++) {
+        if (knn_kernel_use_path((isa_path)p) != KNN_OK)
+            continue;
+        check_grid_ties(3, 5);
+        check_grid_ties(5, 3);
+    }
+    assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +482,8 @@ int main(void)
         cmocka_unit_test(test_batch_matches_reference_in_query_order),
         cmocka_unit_test(test_invalid_arguments_are_rejected),
         cmocka_unit_test(test_distance2_sums_squares_in_dimension_order),
+        cmocka_unit_test(test_every_isa_path_gives_the_same_bytes),
+        cmocka_unit_test(test_every_isa_path_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the Monte Carlo pi kernel: the work split, the estimate
  * formula, hit counts against a brute-force count over the mpmap_rng words,
- * and bitwise agreement of every SIMD path with the scalar path.
+ * and bitwise agreement of every SIMD path with the scalar path (every path
+ * this CPU runs: the binary always has all three, isa.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,6 +176,43 @@ static void test_hit_fraction_is_within_five_standard_errors_of_pi_over_4(void *
     }
 }
 
+/* mc_pi_use_path switches what mc_pi_hits runs; each path gives the same bytes. */
+static void test_use_path_switches_mc_pi_hits_bitwise(void **state)
+{
+    (void)state;
+    const mc_pi_path initial = mc_pi_best_path();
+    assert_true(mc_pi_path_available(initial));
+    assert_true(mc_pi_path_available(MC_PI_PATH_SCALAR));
+    assert_false(mc_pi_path_available((mc_pi_path)3));
+    enum { N = 5 * 22 };
+    int64_t want[N], got[N];
+    for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
+        if (!mc_pi_path_available((mc_pi_path)p)) {
+            /* Not on this CPU: refused, and the path in use stays. */
+            const mc_pi_path before = mc_pi_best_path();
+            assert_int_equal(mc_pi_use_path((mc_pi_path)p), MPMAP_EINVAL);
+            assert_int_equal(mc_pi_best_path(), before);
+            print_message("mc_pi paths: %s not supported by this CPU, not compared\n",
+                          mc_pi_path_name((mc_pi_path)p));
+            continue;
+        }
+        assert_int_equal(mc_pi_use_path((mc_pi_path)p), 0);
+        assert_int_equal(mc_pi_best_path(), (mc_pi_path)p);
+        int64_t *out = p == MC_PI_PATH_SCALAR ? want : got;
+        for (int i = 0; i < N; i++)
+            out[i] = mc_pi_hits(UINT64_C(0x5DEECE66D) * (uint64_t)(i % 5), i / 5 * 1000003,
+                                sizes[i % 22]);
+        if (p != MC_PI_PATH_SCALAR) {
+            assert_memory_equal(got, want, sizeof got);
+            print_message("mc_pi paths: %s == scalar\n", mc_pi_path_name((mc_pi_path)p));
+        }
+    }
+    /* The reference count of one whole task, the same on every path. */
+    assert_int_equal(mc_pi_hits_scalar(1, 0, 1000000), brute_force_hits(1, 0, 0, 1000000));
+    assert_int_equal(mc_pi_use_path(initial), 0);
+    assert_int_equal(mc_pi_best_path(), initial);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_ranges_match_brute_force_on_every_path),
         cmocka_unit_test(test_hits_reject_invalid_arguments),
         cmocka_unit_test(test_hit_fraction_is_within_five_standard_errors_of_pi_over_4),
+        cmocka_unit_test(test_use_path_switches_mc_pi_hits_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,17 +169,18 @@ static void test_end_line(void **state)
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
     assert_non_null(out);
+    progress_stream stream = { out, false };
     setenv("COLUMNS", "60", 1);
     int width = progress_terminal_width(); /* 60 unless run from a terminal */
     mpmap_progress_info info = info_at(3, 10);
-    progress_end_line(out); /* nothing open: nothing written */
-    progress_show(out, "kde_sweep", &info, true);
-    progress_end_line(out);
-    progress_end_line(out);
+    progress_end_line(&stream); /* nothing open: nothing written */
+    progress_show(&stream, "kde_sweep", &info, true);
+    progress_end_line(&stream);
+    progress_end_line(&stream);
     fputs("kde_sweep: interrupted: 3/10 tasks done; rerun with --resume\n", out);
     info.done = 10;
-    progress_show(out, "kde_sweep", &info, true); /* done: ends its own line */
-    progress_end_line(out);
+    progress_show(&stream, "kde_sweep", &info, true); /* done: ends its own line */
+    progress_end_line(&stream);
     fclose(out);
     unsetenv("COLUMNS");
     assert_int_equal(text[0], '\r');
@@ -210,9 +211,10 @@ static void test_log_lines_show(void **state)
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
     assert_non_null(out);
+    progress_stream stream = { out, false };
     mpmap_progress_info info = info_at(3, 10);
-    progress_show(out, "mc_pi", &info, false);
-    progress_end_line(out);
+    progress_show(&stream, "mc_pi", &info, false);
+    progress_end_line(&stream);
     fclose(out);
     assert_int_equal(strncmp(text, "mc_pi: progress 3/10 tasks (30.0%)", 34), 0);
     assert_int_equal(text[strlen(text) - 1], '\n');

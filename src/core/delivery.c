@@ -35,7 +35,7 @@ static int report(const outcome *o, char *err, size_t errlen)
 /* The checkpoint's own account of its last failure, else `fallback`. */
 static const char *ckpt_reason(const mpmap__delivery *d, const char *fallback)
 {
-    const char *detail = mpmap_ckpt_error(d->ckpt);
+    const char *detail = mpmap__ckpt_error(d->ckpt);
     return detail && detail[0] ? detail : fallback;
 }
 
@@ -52,13 +52,18 @@ int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const m
         mpmap_reduce_init(job->reduce_op, job->reduce_type, record_size, job->reduction,
                           d->reduction);
     if (config->checkpoint_path) {
-        int rc = mpmap_ckpt_open(config->checkpoint_path,
-                                 config->fingerprint ? config->fingerprint : "", ntasks,
-                                 record_size, config->resume, &d->ckpt, err, errlen);
+        int rc = mpmap__ckpt_open(config->checkpoint_path,
+                                  config->fingerprint ? config->fingerprint : "", ntasks,
+                                  record_size, config->resume, &d->ckpt, err, errlen);
         if (rc != MPMAP_OK)
             return rc;
-        d->nrestored = mpmap_ckpt_restored(d->ckpt, &d->restored);
-        d->restored_tasks = mpmap_ckpt_restored_tasks(d->ckpt);
+        d->nrestored = mpmap__ckpt_restored(d->ckpt, &d->restored);
+        d->restored_tasks = mpmap__ckpt_restored_tasks(d->ckpt);
+        /* A damaged or torn log costs recomputation: say so once, before
+         * any work, rather than let the run be silently slower. */
+        const char *notice = mpmap__ckpt_notice(d->ckpt);
+        if (notice[0] && job->notice)
+            job->notice(notice, job->context);
     }
     return MPMAP_OK;
 }
@@ -66,7 +71,7 @@ int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const m
 void mpmap__delivery_destroy(mpmap__delivery *d)
 {
     if (d->ckpt)
-        mpmap_ckpt_close(d->ckpt);
+        mpmap__ckpt_close(d->ckpt);
     d->ckpt = NULL;
     for (size_t i = 0; i < d->nheld; i++) {
         free(d->held[i].records);
@@ -134,7 +139,7 @@ static void deliver_restored(mpmap__delivery *d, mpmap_range rg, outcome *o)
     int32_t *status = malloc((size_t)most * sizeof *status + 1);
     for (int64_t b = rg.begin; b < rg.end; b += step) {
         int64_t e = b + step < rg.end ? b + step : rg.end;
-        if (!records || !status || mpmap_ckpt_read(d->ckpt, b, e, records, status) != MPMAP_OK) {
+        if (!records || !status || mpmap__ckpt_read(d->ckpt, b, e, records, status) != MPMAP_OK) {
             note(o, MPMAP_EIO,
                  records && status ? ckpt_reason(d, "cannot read back the checkpoint")
                                    : "cannot read back the checkpoint");
@@ -218,7 +223,7 @@ int mpmap__delivery_accept(mpmap__delivery *d, int64_t begin, int64_t end, const
         return MPMAP_OK;
     d->computed += end - begin;
     /* The checkpoint says why it failed (e.g. the disk is full): pass that on. */
-    if (d->ckpt && mpmap_ckpt_append(d->ckpt, begin, end, records, status) != MPMAP_OK)
+    if (d->ckpt && mpmap__ckpt_append(d->ckpt, begin, end, records, status) != MPMAP_OK)
         note(&o, MPMAP_EIO, ckpt_reason(d, "cannot append to the checkpoint"));
     if (begin == d->next_deliver) {
         deliver(d, begin, end, records, status, &o);
@@ -232,7 +237,7 @@ int mpmap__delivery_accept(mpmap__delivery *d, int64_t begin, int64_t end, const
 int mpmap__delivery_sync(mpmap__delivery *d, char *err, size_t errlen)
 {
     outcome o = { 0 };
-    if (d->ckpt && mpmap_ckpt_sync(d->ckpt) != MPMAP_OK)
+    if (d->ckpt && mpmap__ckpt_sync(d->ckpt) != MPMAP_OK)
         note(&o, MPMAP_EIO, ckpt_reason(d, "cannot sync the checkpoint"));
     return report(&o, err, errlen);
 }

@@ -94,7 +94,7 @@ static int kit_sink(int64_t begin, int64_t end, const void *records, const int32
 static void kit_task_failed(const mpmap_task_error *err, void *ctx)
 {
     mpmap_app *k = ctx;
-    progress_end_line(stderr); /* not after a half-drawn bar */
+    progress_end_line(&k->a.progress); /* not after a half-drawn bar */
     k->def->task_failed(k, err, k->def->context);
 }
 
@@ -106,6 +106,14 @@ static int kit_trace(const mpmap_trace_entry *entry, void *ctx)
 static void kit_progress(const mpmap_progress_info *info, void *ctx)
 {
     app_progress(&((mpmap_app *)ctx)->a, info);
+}
+
+/* Rank 0: e.g. a damaged checkpoint, before any work ("NAME: warning: ..."). */
+static void kit_notice(const char *message, void *ctx)
+{
+    mpmap_app *k = ctx;
+    progress_end_line(&k->a.progress);
+    fprintf(stderr, "%s: warning: %s\n", k->a.name, message);
 }
 
 /* Parses the flags and runs the rank-0 checks: -1 to go on, else the exit code. */
@@ -200,6 +208,7 @@ static int run(mpmap_app *k)
         job.sink = kit_sink;
     if (d->task_failed)
         job.task_failed = kit_task_failed;
+    job.notice = kit_notice;
     mpmap_report report;
     int status = mpmap_run(k->a.comm, &k->a.config, &job, &report);
     if (k->a.rank == 0 && status == MPMAP_OK)
@@ -214,7 +223,7 @@ static int run(mpmap_app *k)
     if (k->a.rank == 0 && status == MPMAP_ETASK && d->task_name && report.failed_task >= 0)
         rename_failed_task(k, &report);
     /* A bar's line still open ends before any message of app_finish. */
-    progress_end_line(stderr);
+    progress_end_line(&k->a.progress);
     MPI_Bcast(&status, 1, MPI_INT, 0, k->a.comm);
     code = app_finish(&k->a, status, &report);
     if (code == MPMAP_APP_OK && k->a.rank == 0 && !k->a.common.quiet) {
@@ -342,6 +351,23 @@ int mpmap_app_load_matrix(mpmap_app *k, const char *flag, const char *spec,
         k->code = code;
     }
     return code;
+}
+
+int mpmap_app_input_matrix(mpmap_app *k, const char *flag, const char *spec,
+                           mpmap_app_fill_fn fill, uint64_t seed, int64_t rows, int64_t cols,
+                           mpmap_app_shared **out, int64_t *out_rows, int64_t *out_cols)
+{
+    if (spec)
+        return mpmap_app_load_matrix(k, flag, spec, out, out_rows, out_cols);
+    if (mpmap_app_shared_alloc(k, rows * cols, out) != 0)
+        return mpmap_app_usage(k, "%s: %lld x %lld values do not fit in memory", flag,
+                               (long long)rows, (long long)cols);
+    if (mpmap_app_shared_leader(*out))
+        fill(seed, 0, (size_t)rows, (size_t)cols, mpmap_app_shared_data(*out));
+    mpmap_app_shared_publish(k, *out, false);
+    *out_rows = rows;
+    *out_cols = cols;
+    return 0;
 }
 
 bool mpmap_app_fits_in_memory(int64_t count, size_t size) { return app_fits_in_memory(count, size); }

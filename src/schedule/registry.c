@@ -38,3 +38,4 @@ const mpmap__schedule_ops *mpmap__schedule_get(mpmap_schedule schedule)
 }
 
 const char *const *mpmap__schedule_names(void) { return names; }
+const char *const *mpmap_schedule_names(void) { return names; }

@@ -259,9 +259,9 @@ def damaged(app, name, damage, exit, needles, **extra):
 
 damaged("param_sweep", "ckpt-none-resume-after-task-error", "none", 0, None)
 damaged("param_sweep", "ckpt-flipped-byte", "flip", 0, ["checkpoint", "recomput"],
-        warning=True, known_failing="damaged entries are dropped silently (no warning)")
+        warning=True)
 damaged("param_sweep", "ckpt-truncated", "truncate", 0, ["checkpoint", "recomput"],
-        warning=True, known_failing="torn tail is dropped silently (no warning)")
+        warning=True)
 damaged("param_sweep", "ckpt-garbage", "garbage", 2, ["checkpoint", "out.h5.ckpt"])
 damaged("param_sweep", "ckpt-header-only", "header", 2, ["checkpoint"])
 damaged("mc_pi", "ckpt-from-param-sweep", "foreign", 2, ["checkpoint", "different run"])
@@ -270,13 +270,11 @@ damaged("kde_sweep", "ckpt-without-resume", "fresh", 2, ["--resume", "--force"])
 damaged("param_sweep", "ckpt-header-flipped", "flip_header", 2, ["checkpoint", "out.h5.ckpt"])
 # maker=interrupt: the checkpoint of a run SIGTERMed (rank 0) mid-way.
 damaged("mc_pi", "ckpt-flipped-byte", "flip", 0, ["checkpoint", "recomput"], warning=True,
-        maker="interrupt", np=2, args=SLOW_PI + PROGRESS, quiet=False,
-        known_failing="damaged entries are dropped silently (no warning)")
+        maker="interrupt", np=2, args=SLOW_PI + PROGRESS, quiet=False)
 damaged("knn_query", "ckpt-truncated", "truncate", 0, ["checkpoint", "recomput"],
         warning=True, maker="interrupt", np=2, quiet=False,
         args=["--points", "20000", "--queries-count", "20000", "--dim", "6", "-k", "8",
-              "--schedule", "dynamic", "--chunk", "50"] + PROGRESS,
-        known_failing="torn tail is dropped silently (no warning)")
+              "--schedule", "dynamic", "--chunk", "50"] + PROGRESS)
 
 # --- resume mismatch, complete output, --force over an old result -----------
 case(name="mc_pi/resume-different-seed", app="mc_pi", kind="mismatch", np=1,

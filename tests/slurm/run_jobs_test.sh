@@ -25,7 +25,7 @@ fi
 BUILD_DIR=$(cd "$1" && pwd) || exit 2
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${MPMAP_SLURM_TEST_BIN:-$BUILD_DIR/apps}
-APPS=(kde_sweep param_sweep mc_pi knn_query)
+APPS=(kde_sweep param_sweep mc_pi knn_query task_list)
 LONG_ARGS=${MPMAP_SLURM_TEST_LONG_ARGS:---samples 10000 --widths 0.05:1.0:1000 --kernel gaussian --cv 5 --quiet}
 
 # Small problems: a second or two each on 2 ranks.
@@ -35,6 +35,7 @@ small_args() {
     param_sweep) echo "--model lorenz --param rho=0:50:6 --param sigma=5:15:3 --length 2000 --quiet" ;;
     mc_pi) echo "--samples 1e7 --tasks 100 --quiet" ;;
     knn_query) echo "--points 20000 --queries-count 1000 -k 5 --quiet" ;;
+    task_list) echo "--tasks $WORK/task_list_tasks.txt --schedule dynamic --quiet" ;;
     esac
 }
 
@@ -169,6 +170,10 @@ wait_for() { # wait_for SECONDS command... : poll every half second
     done
     return 1
 }
+# Whether every value of an integer dataset is 0 (task_list's /status).
+h5_all_zero() {
+    /usr/bin/python3 -c 'import sys, h5py; sys.exit(int(h5py.File(sys.argv[1], "r")[sys.argv[2]][...].any()))' "$1" "$2"
+}
 state_is() { [ "$(job_field "$1" JobState)" = "$2" ]; }
 restarted() { [ "$(job_field "$1" Restarts)" -ge 1 ] 2>/dev/null && state_is "$1" PENDING; }
 step_running() { squeue -h -s -j "$1" -o %i 2>/dev/null | grep -q "^$1\.0$"; }
@@ -179,6 +184,9 @@ show_log() { [ -e "$1" ] && sed 's/^/  | /' "$1"; }
 sweep_begun() { [ -e "$1.ckpt" ]; }
 
 # --- every app's batch script with a tiny problem ---
+# task_list's: 20 short commands, the last one failing (recorded; the job succeeds).
+{ for i in $(seq 1 19); do echo "echo task $i; sleep 0.05"; done; echo "exit 3"; } \
+    >"$WORK/task_list_tasks.txt"
 for app in "${APPS[@]}"; do
     if [ ! -x "$BIN/$app" ]; then
         echo "SKIP $app: no $BIN/$app"
@@ -195,6 +203,13 @@ for app in "${APPS[@]}"; do
     check "$app: log $app-$jid.log exists" [ -s "$WORK/$app-$jid.log" ]
     check "$app: result ${app}_$jid.h5 opens" h5_opens "$WORK/${app}_$jid.h5"
     [ "$rc" = 0 ] || show_log "$WORK/$app-$jid.log"
+    if [ "$app" = task_list ]; then
+        check "task_list: joblog task_list_$jid.h5.joblog has a header and 20 lines" \
+            [ "$(wc -l <"$WORK/task_list_$jid.h5.joblog")" = 21 ]
+        check "task_list: joblog shows the failing command's exit code 3" \
+            awk -F'\t' '$1 == 19 && $6 == 3 { found = 1 } END { exit !found }' \
+            "$WORK/task_list_$jid.h5.joblog"
+    fi
 done
 
 # --- interrupted run: checkpoint, exit 3, requeue, --resume ---
@@ -259,6 +274,35 @@ if [ "${MPMAP_SLURM_TEST_TIMELIMIT:-0}" = 1 ]; then
     scontrol update JobId="$jid" TimeLimit=10
     scontrol update JobId="$jid" StartTime=now
     check "$long_app time limit: resumed run completed" wait_for 400 state_is "$jid" COMPLETED
+fi
+
+# --- task_list: interrupted (its commands signalled too), requeued, --resume-failed ---
+if [ -x "$BIN/task_list" ]; then
+    for i in $(seq 0 39); do echo "sleep 0.5; echo $i"; done >"$WORK/task_list_long.txt"
+    jid=$(sbatch --parsable --ntasks=2 --time=10 "$ROOT/jobs/task_list.slurm" \
+        --tasks "$WORK/task_list_long.txt" --schedule dynamic --quiet)
+    jid=${jid%%;*}
+    log=$WORK/task_list-$jid.log
+    out=$WORK/task_list_$jid.h5
+    if wait_for 60 step_running "$jid" && wait_for 120 sweep_begun "$out"; then
+        scancel --signal=TERM "$jid"
+        check "task_list requeue: job $jid requeued itself after SIGTERM" wait_for 60 restarted "$jid"
+        check "task_list requeue: checkpoint and tails kept" test -e "$out.ckpt" -a -e "$out.tails"
+        wait_for 60 step_gone "$jid"
+        scontrol update JobId="$jid" StartTime=now
+        check "task_list requeue: second run completed" wait_for 400 state_is "$jid" COMPLETED
+        check "task_list requeue: every task is in the joblog" \
+            [ "$(awk -F'\t' 'NR > 1 { print $1 }' "$out.joblog" | sort -u | wc -l)" = 40 ]
+        # Commands the signal reached are recorded with /status -3; rerun them.
+        MPMAP_OUTPUT=$out timeout 300 sbatch --wait --ntasks=2 --time=5 \
+            "$ROOT/jobs/task_list.slurm" --tasks "$WORK/task_list_long.txt" --resume-failed \
+            --quiet >/dev/null
+        check "task_list --resume-failed job: exit 0" [ "$?" = 0 ]
+        check "task_list --resume-failed job: every /status is 0" h5_all_zero "$out" /status
+    else
+        bad "task_list requeue: job $jid never started its step or its sweep"
+    fi
+    if [ "$failed" != 0 ]; then show_log "$log"; fi
 fi
 
 # --- a PBS script outside PBS (mpirun on this machine) ---

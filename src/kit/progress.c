@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 /* Whether a bar's line was drawn and not ended yet (rank 0 only draws). */
-static bool progress_line_open;
 
 void progress_format_duration(double s, char *buf, size_t len)
 {
@@ -139,7 +138,8 @@ int progress_terminal_width(void)
     return cols > 0 ? cols : PROGRESS_DEFAULT_WIDTH;
 }
 
-void progress_show(FILE *out, const char *name, const mpmap_progress_info *info, bool bar)
+void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info,
+                   bool bar)
 {
     char line[1024];
     if (bar) {
@@ -148,23 +148,23 @@ void progress_show(FILE *out, const char *name, const mpmap_progress_info *info,
             width = (int)sizeof line;
         size_t n = progress_format_bar(line, sizeof line, width, name, info);
         /* Padded to the width, so a shorter line wipes a longer one. */
-        fprintf(out, "\r%s%*s", line, width - 1 - (int)n > 0 ? width - 1 - (int)n : 0, "");
-        progress_line_open = true;
+        fprintf(p->out, "\r%s%*s", line, width - 1 - (int)n > 0 ? width - 1 - (int)n : 0, "");
+        p->line_open = true;
         if (info->done >= info->total)
-            progress_end_line(out);
+            progress_end_line(p);
     } else {
-        progress_end_line(out);
+        progress_end_line(p);
         progress_format_line(line, sizeof line, name, info);
-        fprintf(out, "%s\n", line);
+        fprintf(p->out, "%s\n", line);
     }
-    fflush(out);
+    fflush(p->out);
 }
 
-void progress_end_line(FILE *out)
+void progress_end_line(progress_stream *p)
 {
-    if (!progress_line_open)
+    if (!p->line_open)
         return;
-    fputc('\n', out);
-    fflush(out);
-    progress_line_open = false;
+    fputc('\n', p->out);
+    fflush(p->out);
+    p->line_open = false;
 }

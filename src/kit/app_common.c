@@ -77,6 +77,7 @@ void app_init(app *a, const char *name, int *argc, char ***argv)
     mpmap_cli_common_init(&a->common);
     mpmap_config_init(&a->config);
     a->stderr_is_tty = progress_on_terminal();
+    a->progress.out = stderr;
 }
 
 void app_add_option(app *a, mpmap_option option)
@@ -283,7 +284,7 @@ void app_progress(app *a, const mpmap_progress_info *info)
 {
     if (a->rank != 0 || a->common.quiet)
         return;
-    progress_show(stderr, a->name, info, a->stderr_is_tty);
+    progress_show(&a->progress, a->name, info, a->stderr_is_tty);
 }
 
 int app_output_failed(const app *a, char *msg, size_t msglen)

@@ -17,6 +17,7 @@
 #include "mpmap_cli.h"
 #include "mpmap_h5.h"
 #include "mpmap_output.h"
+#include "progress.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -56,7 +57,7 @@ typedef struct app {
     char output_message[APP_MESSAGE_MAX];
     mpmap_h5 *h5;
     bool stderr_is_tty;
-    double last_progress_width;
+    progress_stream progress; /* stderr, where the bar may hold a line open */
 } app;
 
 /* Initialises MPI and the app record, installs SIGTERM/SIGINT handlers. */

@@ -3,8 +3,8 @@
  * watches) or one plain line per update (a log file).
  *
  * The formatting functions are pure: they take the width and the numbers
- * and return the text, so tests can check every width. progress_show keeps
- * the one piece of state, whether a bar's line is still open on the
+ * and return the text, so tests can check every width. A progress_stream
+ * holds the one piece of state, whether a bar's line is still open on the
  * stream, so progress_end_line can end it before any other message.
  */
 #ifndef MPMAP_PROGRESS_H
@@ -15,6 +15,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+/* Where progress goes, and whether a bar's line is open there (owned by
+ * the app's state: no process-wide variable). */
+typedef struct progress_stream {
+    FILE *out;
+    bool line_open;
+} progress_stream;
 
 /* Terminal width used when none can be found. */
 #define PROGRESS_DEFAULT_WIDTH 80
@@ -49,10 +56,11 @@ int progress_terminal_width(void);
 
 /* Writes one update to out: the bar redrawn in place (bar = true; the line
  * is ended when done reaches total) or a plain line. */
-void progress_show(FILE *out, const char *name, const mpmap_progress_info *info, bool bar);
+void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info,
+                   bool bar);
 
 /* Ends a bar's line left open on out (a newline), so that the next message
  * starts on a line of its own; does nothing otherwise. */
-void progress_end_line(FILE *out);
+void progress_end_line(progress_stream *p);
 
 #endif
