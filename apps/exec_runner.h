@@ -9,8 +9,8 @@
  * written `${{HOME}`. An unknown `{NAME}` is an error found by
  * exec_template_validate before any command runs.
  *
- * Running: `/bin/sh -c COMMAND` is started with posix_spawn (no fork of the
- * possibly large MPI process; Open MPI tolerates children that do not use
+ * Running (proc_run.h, shared with task_list): `/bin/sh -c COMMAND` is
+ * started with posix_spawn (no fork of the possibly large MPI process; Open MPI tolerates children that do not use
  * MPI) in a new process group, with stdin from /dev/null, default signal
  * dispositions, an empty signal mask and no inherited descriptors besides
  * 0-2. stdout is read whole (up to EXEC_STDOUT_MAX bytes), stderr keeps its

@@ -31,7 +31,8 @@
  * given), so they agree too.
  *
  * Run-time dispatch: the code whose speed depends on the instruction set
- * (kde_kernels_body.h) is compiled three times, for the scalar, AVX2+FMA and
+ * (kde_kernels_body.h, which includes kde_exp_body.h, kde_density_body.h and
+ * kde_cv_body.h) is compiled three times, for the scalar, AVX2+FMA and
  * AVX-512 paths (isa.h), and every public function calls the copy of the path
  * chosen at first use (MPMAP_ISA, else the best the CPU supports). The scalar
  * path rounds exactly like the vector paths because every multiply-add that
@@ -360,7 +361,7 @@ double kde_gaussian_density(const double *samples, int64_t n, int d, const doubl
                             double h)
 {
 #if ISA_X86
-    if (kde_kernels_path() != ISA_SCALAR) /* AVX-512 CPUs too: see kde_kernels_body.h */
+    if (kde_kernels_path() != ISA_SCALAR) /* AVX-512 CPUs too: see kde_density_body.h */
         return kde_gaussian_density_impl_avx2(samples, n, d, point, h);
 #endif
     return kde_gaussian_density_impl_scalar(samples, n, d, point, h);

@@ -2,15 +2,13 @@
  * task_runner: runs one command of task_list (`/bin/sh -c COMMAND`) and
  * keeps the last bytes of its stdout and stderr.
  *
- * Same process rules as exec_runner.h (posix_spawn, new process group,
- * stdin from /dev/null, default signals, empty mask, no inherited
+ * Run by proc_run.h, as param_sweep --exec is (posix_spawn, new process
+ * group, stdin from /dev/null, default signals, empty mask, no inherited
  * descriptors besides 0-2; on timeout SIGTERM to the group, SIGKILL
  * TASK_KILL_GRACE s later; whatever the command leaves in its group is
  * killed when it exits), but stdout is not parsed: both streams are read to
  * the end and only their last TASK_TAIL_MAX - 1 bytes are kept.
- *
- * Also: the {} template of --template (task_template_*), and the shell
- * quoting it uses. No MPI, no HDF5.
+ * No MPI, no HDF5. (--template is in task_file.c.)
  */
 #ifndef TASK_RUNNER_H
 #define TASK_RUNNER_H
@@ -42,19 +40,5 @@ typedef struct task_outcome {
 
 /* Runs the command; timeout <= 0: none. Fills *o and returns o->status. */
 int task_run(const char *command, double timeout, task_outcome *o);
-
-/*
- * --template: `{}` the line (shell-quoted when it holds anything but
- * [A-Za-z0-9_./:=@%+,-]), `{.}` the line without its extension, `{/}` its
- * basename, `{//}` its dirname, `{/.}` the basename without extension (all
- * quoted the same way), `{#}` the task index (0-based, the row in the HDF5
- * output). `{{` is a literal `{`; `${...}` is shell text, never a
- * placeholder; a `{` followed by anything else than a placeholder name and
- * `}` is copied as is (so `awk '{print $1}'` works).
- */
-/* 0, or -1 with "--template: ..." in err (unknown placeholder, none at all). */
-int task_template_validate(const char *tmpl, char *err, size_t errlen);
-/* The command for one line (malloc'd), or NULL when out of memory. */
-char *task_template_expand(const char *tmpl, const char *line, int64_t index);
 
 #endif

@@ -540,6 +540,22 @@ def bench_memory(s):
         {"rss_kb": rss}
 
 
+def bench_scale(s):
+    """10. Dispatch at scale: sleeping tasks on 8..128 ranks (bench/scale_run.sh, see
+    bench/results/scale.md). The script builds its own `scale` program in --build and writes
+    bench/results/scale[_quick].{jsonl,json,png} next to itself."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    run([os.path.join(here, "scale_run.sh")] + (["--quick"] if s.quick else []), s,
+        env={"MPMAP_SCALE_BUILD": s.build})
+    with open(os.path.join(here, "results", "scale_quick.json" if s.quick else "scale.json")) as f:
+        summary = json.load(f)
+    rows = [info_row("scale", f"10. {c['kind']} sleeping tasks, {c['schedule']}, {c['ranks']} ranks: "
+                     "ideal / makespan", f"{c['efficiency']:.2f}", f"{c['chunks_per_s']:.0f} chunks/s",
+                     note=f"load {c['load1'][0]:.0f}; see scale.md")
+            for c in summary["cases"] if c["kind"] == "10ms" or c["schedule"] == "guided"]
+    return rows, summary
+
+
 BENCHMARKS = [
     ("kde_pool", "1. KDE hypercube sweep vs Pool", bench_kde_pool),
     ("kde_gridsearch", "2. Gaussian CV vs scikit-learn", bench_kde_gridsearch),
@@ -550,6 +566,7 @@ BENCHMARKS = [
     ("scaling", "7. efficiency -n 1/2/8", bench_scaling),
     ("imbalance", "8. imbalanced tasks", bench_imbalance),
     ("memory", "9. memory of mc_pi, 1e8 tasks", bench_memory),
+    ("scale", "10. dispatch at scale (sleeping tasks, 8..128 ranks)", bench_scale),
 ]
 
 

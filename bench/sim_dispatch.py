@@ -160,6 +160,8 @@ class Params:
         self.poll_max = 0.0     # with batch 0: a poll stops after this much serving (0 = never);
                                 # the fixed manager_poll uses MANAGER_POLL_MAX = 50 ms
         self.c_miss = 0.0       # with batch 0: manager CPU for the two probes that end a poll
+        self.poll_per_worker = 0  # with batch 0: a poll stops after this many messages per
+                                  # worker (+1) (0 = never); manager_poll uses 4
         self.refill = 2.0       # hierarchy: sub-manager asks the top when its pool < refill x ranks x C
         self.__dict__.update(kw)
         if self.L_node is None:
@@ -533,12 +535,14 @@ class Sim:
             # the fixed manager_poll: probe until a miss follows a miss, so
             # everything that has arrived is served, for at most poll_max
             t_end = t + self.p.poll_max if self.p.poll_max > 0 else math.inf
-            while m.inbox and m.inbox[0][0] <= t and t < t_end:
+            n_max = (int(self.p.poll_per_worker) * (len(m.workers) + 1)
+                     if self.p.poll_per_worker > 0 else math.inf)
+            while m.inbox and m.inbox[0][0] <= t and t < t_end and handled < n_max:
                 _, _, msg = heapq.heappop(m.inbox)
                 t += self.p.c_msg
                 t = self.handle(m, msg, t)
                 handled += 1
-            if t < t_end:
+            if t < t_end and handled < n_max:
                 t += self.p.c_miss
             return t, handled
         while True:
@@ -757,8 +761,9 @@ DESIGNS = {
     "today": ({}, {}),
     "today+pollfix": ({}, {"batch": 0}),
     # as built in manager_poll: two probes end a poll (c_miss), a poll serves
-    # for at most MANAGER_POLL_MAX = 50 ms, then rank 0 runs an own slice
-    "pollfix-as-built": ({}, {"batch": 0, "poll_max": 0.05, "c_miss": 2 * 1.57e-6}),
+    # at most 4 messages per worker and 50 ms, then rank 0 runs an own slice
+    "pollfix-as-built": ({}, {"batch": 0, "poll_max": 0.05, "poll_per_worker": 4,
+                              "c_miss": 2 * 1.57e-6}),
     "a:pure-manager": ({"pure": True}, {}),
     "b:node-submanagers-64": ({"nodes_of": 64}, {}),
     "b:node-submanagers-64-pure": ({"nodes_of": 64, "sub_pure": True}, {}),

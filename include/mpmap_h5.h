@@ -168,6 +168,8 @@ int mpmap_h5_attr_double(mpmap_h5 *f, const char *obj_path, const char *name, do
 int mpmap_h5_attr_int64(mpmap_h5 *f, const char *obj_path, const char *name, int64_t value);
 int mpmap_h5_attr_double_array(mpmap_h5 *f, const char *obj_path, const char *name, size_t n,
                                const double *values);
+int mpmap_h5_attr_int64_array(mpmap_h5 *f, const char *obj_path, const char *name, size_t n,
+                              const int64_t *values);
 
 /*
  * Provenance of a run, written as root attributes (names in brackets):

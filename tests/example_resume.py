@@ -62,6 +62,16 @@ class ExampleAppTest(harness.TempDirCase):
         for name in DATASETS:
             self.assertTrue(harness.same_bits(got[name], reference[name]), name)
         self.assertFalse(os.path.exists(out_path + ".ckpt"))
+        self.assertFalse(os.path.exists(out_path + ".legs"))
+        # Provenance keeps both legs: 3 ranks interrupted, then 2 that finished.
+        a = got.attrs
+        self.assertEqual(a["mpmap_legs"], 2)
+        self.assertEqual(list(a["mpmap_leg_ranks"]), [3, 2])
+        self.assertEqual(sum(a["mpmap_leg_tasks"]), 40)
+        self.assertGreater(a["mpmap_leg_tasks"][0], 0)
+        self.assertAlmostEqual(a["mpmap_total_wall_time"], sum(a["mpmap_leg_wall_time"]))
+        self.assertLess(a["mpmap_leg_start_time"][0], a["mpmap_leg_start_time"][1])
+        self.assertEqual(reference.attrs["mpmap_legs"], 1)
 
     def test_bad_flag_is_one_line_and_exit_2(self):
         rc, _, err = self.run_app(["--zetas", "1:0:0", "--output", self.path("x.h5")], 2)

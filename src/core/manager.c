@@ -24,6 +24,25 @@
 #define MANAGER_SLICE_MAX 0.002
 #define MANAGER_SLICE_MIN 0.00002
 #define MANAGER_SLICE_START 0.0001
+/* Bounds of one manager_poll while messages keep arriving; then rank 0
+ * checks interrupts and checkpoints and runs its own slice.
+ * Messages: a worker has at most a few messages outstanding (its requests,
+ * up to `prefetch`, and its pieces), so MANAGER_POLL_PER_WORKER per worker
+ * drains any backlog that was there when the poll began; beyond that the
+ * loop would only chase new arrivals, and at -n 2 with tiny tasks rank 0
+ * would stop computing its own chunks (a variant without this bound
+ * measured about 0.7x the chunks/s there, within a large run-to-run
+ * spread; bench/results/scale.md section 10).
+ * Time: not less than MANAGER_POLL_MAX, because every time a bound is hit
+ * rank 0 runs at least one own task while requests wait; in the simulator
+ * (bench/sim_dispatch.py, 10 ms tasks, guided) a 2 ms bound costs
+ * 0.96 -> 0.89 at 4096 ranks and 0.80 -> 0.48 at 16384 ranks. */
+#define MANAGER_POLL_PER_WORKER 4
+#define MANAGER_POLL_MAX 0.05
+/* The probe after a miss is skipped while rank 0's own slices are shorter
+ * than this: the next poll is then at most that far away, and at -n 2 with
+ * tiny tasks that extra probe would be paid once per own (tiny) chunk. */
+#define MANAGER_POLL_AGAIN_SLICE 0.00005
 
 /* Rank 0's own chunk, computed in slices between serving the workers. */
 typedef struct own_chunk {
@@ -37,6 +56,7 @@ typedef struct own_chunk {
     int64_t flushed;       /* tasks of the current range before this are delivered */
     int64_t slice_len;
     double slice_target;   /* seconds; see MANAGER_SLICE_* */
+    double last_slice;     /* seconds the last slice took */
     bool exhausted;        /* the scheduler has nothing more for rank 0 */
 } own_chunk;
 
@@ -212,22 +232,63 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
     return MPMAP_OK;
 }
 
-/* Serves every message that has arrived. Returns how many were handled. */
+/*
+ * Serves every message that has arrived. Returns how many were handled.
+ *
+ * A probe that finds nothing is not proof that nothing is there: Open MPI's
+ * MPI_Improbe runs one progress pass on a miss (ob1: opal_progress; ucx:
+ * ucp_worker_progress), which pulls waiting messages in from shared memory
+ * or the network, and still reports "not found". Stopping at the first
+ * miss left those messages until the next poll, after rank 0's next own
+ * slice (at least one task), so rank 0 answered only about one progress
+ * batch (~50 messages) per own task and efficiency collapsed at 64-128
+ * ranks (bench/results/scale.md). So the loop stops only at a miss that
+ * follows a miss: the first miss's progress pass has then been matched
+ * against, and the second pass found nothing new either. (Except while
+ * rank 0's own slices are very short, see MANAGER_POLL_AGAIN_SLICE: then
+ * the first miss ends the poll, as the next poll comes right after.)
+ *
+ * Bounded: when messages keep coming, rank 0 returns to its interrupt,
+ * checkpoint and progress checks and its own slice after
+ * MANAGER_POLL_PER_WORKER messages per worker or MANAGER_POLL_MAX seconds,
+ * and resumes draining right after that slice. The loop never waits: an
+ * idle rank 0 still sleeps in the caller's back-off.
+ */
 static int manager_poll(mpmap__manager *m, char **buffer, size_t *capacity, int *handled)
 {
     *handled = 0;
+    /* rank 0 runs an own slice right after this poll, and its slices are short */
+    bool quick_return = m->computes && !m->own.exhausted && !m->stopping &&
+                        m->own.last_slice > 0 && m->own.last_slice < MANAGER_POLL_AGAIN_SLICE;
+    int misses_to_stop = quick_return ? 1 : 2;
+    int misses = 0;
+    double deadline = 0;
     for (;;) {
         int bytes = 0, source = 0;
         int got = mpmap__try_recv_into(m->r->comm, MPI_ANY_SOURCE, MPMAP__TAG_RESULT, buffer,
                                        capacity, &bytes, &source);
         if (got < 0)
             return got;
-        if (got == 0)
-            return MPMAP_OK;
+        if (got == 0) {
+            if (++misses == misses_to_stop)
+                return MPMAP_OK;
+            continue;
+        }
+        misses = 0;
         int rc = handle_result(m, *buffer, bytes, source);
         if (rc != MPMAP_OK)
             return rc;
         (*handled)++;
+        if (*handled >= MANAGER_POLL_PER_WORKER * (m->workers + 1))
+            return MPMAP_OK;
+        /* The clock is read every 64 messages only: cheap, and bounded. */
+        if ((*handled & 63) == 1) {
+            double now = mpmap__now();
+            if (*handled == 1)
+                deadline = now + MANAGER_POLL_MAX;
+            else if (now >= deadline)
+                return MPMAP_OK;
+        }
     }
 }
 
@@ -288,7 +349,8 @@ static int own_slice(mpmap__manager *m)
     mpmap_task_error err;
     int64_t ok = mpmap__run_map(r->job, o->pos, o->pos + len, out, &err);
     double target = m->workers > 0 ? o->slice_target : MPMAP__WORKER_SLICE_SECONDS;
-    o->slice_len = mpmap__next_slice_length(o->slice_len, mpmap__now() - t, target);
+    o->last_slice = mpmap__now() - t;
+    o->slice_len = mpmap__next_slice_length(o->slice_len, o->last_slice, target);
     o->pos += ok;
     if (ok < len) {
         if (r->params.on_error == MPMAP_ON_ERROR_STOP) {

@@ -54,6 +54,10 @@ int mpmap__sends_finish(mpmap__sends *l);
  *   mpmap__try_recv_into: into *buffer, grown (realloc) to fit, reused
  *       across calls; *bytes and *from tell its size and sender.
  *   mpmap__try_recv_new: into a new malloc'd buffer given to the caller.
+ * A 0 does not mean nothing has arrived: Open MPI's probe runs one progress
+ * pass on a miss, which may pull in messages that only the next call
+ * finds. A caller that must see everything that has arrived probes until
+ * a miss follows a miss (see manager_poll in manager.c).
  */
 int mpmap__try_recv_into(MPI_Comm comm, int source, int tag, char **buffer, size_t *capacity,
                          int *bytes, int *from);

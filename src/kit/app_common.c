@@ -1,6 +1,7 @@
 /* Shared plumbing of the mpmap apps; see app_common.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "app_common.h"
+#include "legs.h"
 #include "mpi_launch.h"
 #include "progress.h"
 
@@ -137,6 +138,9 @@ int app_parse(app *a, const char *default_output, const char *summary)
      * gets a bar refreshed a few times a second. */
     if (!a->progress_interval_seen)
         a->config.progress_interval = a->stderr_is_tty ? 0.25 : 10.0;
+    /* From here on: an app whose setup runs jobs of its own (word_count's
+     * counting) stops on SIGTERM as promptly as the main run does. */
+    a->config.interrupt = &app_interrupted;
     return -1;
 }
 
@@ -234,7 +238,17 @@ int app_create_output(app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s", err);
         return APP_EXIT_FAILED;
     }
+    /* A run that starts over has no earlier legs. */
+    if (!a->common.resume)
+        kit_legs_forget(a->common.output);
     return 0;
+}
+
+/* This leg of the run, for provenance (legs.c). */
+static kit_leg this_leg(const app *a, const mpmap_report *report)
+{
+    return (kit_leg){ .start_time = report->start_time, .wall_time = report->wall_time,
+                      .ranks = a->size, .tasks = report->tasks_done - report->tasks_restored };
 }
 
 int app_write_provenance(app *a, const mpmap_report *report, int nextra,
@@ -252,7 +266,12 @@ int app_write_provenance(app *a, const mpmap_report *report, int nextra,
                               .nextra = nextra,
                               .extra_keys = keys,
                               .extra_values = values };
-    return mpmap_h5_write_provenance(a->h5, &p);
+    int rc = mpmap_h5_write_provenance(a->h5, &p);
+    if (rc == 0) {
+        kit_leg leg = this_leg(a, report);
+        rc = kit_legs_write(a->h5, a->common.output, &leg);
+    }
+    return rc;
 }
 
 int app_trace(const mpmap_trace_entry *entry, void *app_ptr)
@@ -321,10 +340,19 @@ int app_finish(app *a, int run_status, const mpmap_report *report)
                         a->name, err, a->checkpoint_path);
                 fflush(stderr);
                 code = APP_EXIT_FAILED;
+            } else {
+                kit_legs_forget(a->common.output);
             }
             a->h5 = NULL;
         }
     } else {
+        /* The next leg continues from the checkpoint: this one is part of
+         * the result's history. */
+        struct stat st;
+        if (a->rank == 0 && stat(a->checkpoint_path, &st) == 0) {
+            kit_leg leg = this_leg(a, report);
+            kit_legs_append(a->common.output, &leg);
+        }
         /* A failed write to the output comes back from the runtime as a
          * failing sink; the output handle knows the real cause. */
         char why[APP_MESSAGE_MAX] = "";

@@ -91,14 +91,16 @@ int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_ki
                          kind == ATTR_DOUBLE ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, space,
                          value);
         break;
-    case ATTR_DOUBLES: {
+    case ATTR_DOUBLES:
+    case ATTR_INT64S: {
         hsize_t len = n;
         if (n == 0 || !value)
             rc = h5__fail(f, MPMAP_EINVAL, "attribute '%s' of '%s' has no values", name, path);
         else if ((space = H5Screate_simple(1, &len, NULL)) < 0)
             rc = h5__fail(f, MPMAP_EHDF5, "cannot write attribute '%s' of '%s'", name, path);
         else
-            rc = attr_on(f, obj, path, name, H5T_NATIVE_DOUBLE, space, value);
+            rc = attr_on(f, obj, path, name,
+                         kind == ATTR_DOUBLES ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, space, value);
         break;
     }
     }
@@ -138,4 +140,10 @@ int mpmap_h5_attr_double_array(mpmap_h5 *f, const char *obj_path, const char *na
                                const double *values)
 {
     return attr_public(f, obj_path, name, ATTR_DOUBLES, n, values);
+}
+
+int mpmap_h5_attr_int64_array(mpmap_h5 *f, const char *obj_path, const char *name, size_t n,
+                              const int64_t *values)
+{
+    return attr_public(f, obj_path, name, ATTR_INT64S, n, values);
 }

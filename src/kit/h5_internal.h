@@ -130,7 +130,13 @@ int h5__open_or_make_scale(mpmap_h5 *f, const char *abs, const char *dataset, in
 
 /* ---- h5_attr.c: attributes --------------------------------------------- */
 
-typedef enum h5__attr_kind { ATTR_STRING, ATTR_DOUBLE, ATTR_INT64, ATTR_DOUBLES } h5__attr_kind;
+typedef enum h5__attr_kind {
+    ATTR_STRING,
+    ATTR_DOUBLE,
+    ATTR_INT64,
+    ATTR_DOUBLES,
+    ATTR_INT64S
+} h5__attr_kind;
 
 /* Variable-length UTF-8 string type (to be closed), or negative. */
 hid_t h5__string_type(void);

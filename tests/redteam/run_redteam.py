@@ -292,13 +292,18 @@ def check_files(d, out, left, before):
     """Only the expected files are in d: out/partial/ckpt per `left`, plus
     what was there before."""
     names = {"out": os.path.basename(out), "partial": os.path.basename(out) + ".partial",
-             "ckpt": os.path.basename(out) + ".ckpt", "lock": os.path.basename(out) + ".lock"}
+             "ckpt": os.path.basename(out) + ".ckpt", "lock": os.path.basename(out) + ".lock",
+             "legs": os.path.basename(out) + ".legs"}
     present = set(os.listdir(d))
     for kind, name in names.items():
         # The lock file goes with the last rank 0 that held it: after a kill
         # that leaves OUT.partial behind it may stay too (a dead run's lock
         # holds nothing; the next run takes it over).
         default = None if kind == "lock" and left.get("partial", False) is None else False
+        # The legs of a run wait beside its checkpoint for the leg that
+        # finishes it (provenance of resumed runs).
+        if kind == "legs" and left.get("ckpt", False) is not False:
+            default = None
         want = left.get(kind, default)
         if want is None:
             continue

@@ -1,0 +1,299 @@
+/*
+ * The keyed map-reduce's shuffle and owner fold (keyed_internal.h): each
+ * key goes to its owner, (hash >> 32) % ranks, in MPI_Alltoallv rounds of
+ * bounded bytes; the owner then folds a key's partials in task order, which
+ * is what makes the result independent of ranks and schedule (keyed.c).
+ */
+#include "keyed_internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mpmap__keyed_agree(MPI_Comm comm, int code)
+{
+    int worst = code;
+    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MIN, comm);
+    return worst;
+}
+
+/* Wire format of one (key, partials) entry:
+ *   u64 keylen, u64 n, key bytes, n x (i64 task, value). */
+static size_t entry_wire_size(const mpmap__kentry *k, size_t vs)
+{
+    return 16 + k->keylen + (size_t)k->npartials * (8 + vs);
+}
+
+static char *pack_entry(const mpmap__ktab *t, const mpmap__kentry *k, size_t vs, char *p)
+{
+    uint64_t len = k->keylen, n = (uint64_t)k->npartials;
+    memcpy(p, &len, 8);
+    memcpy(p + 8, &n, 8);
+    p += 16;
+    memcpy(p, t->keys + k->keyoff, k->keylen);
+    p += k->keylen;
+    for (int64_t r = k->first; r >= 0; r = *MPMAP__REC_NEXT(t, r)) {
+        memcpy(p, MPMAP__REC_TASK(t, r), 8);
+        memcpy(p + 8, MPMAP__REC_VALUE(t, r), vs);
+        p += 8 + vs;
+    }
+    return p;
+}
+
+/* Takes received entries into the owner's table. */
+static int unpack(mpmap__ktab *own, const char *p, const char *end, const mpmap_keyed_job *job,
+                  bool combine)
+{
+    size_t vs = job->value_size;
+    while (p < end) {
+        uint64_t len, n;
+        memcpy(&len, p, 8);
+        memcpy(&n, p + 8, 8);
+        const char *key = p + 16;
+        p = key + len;
+        int64_t e;
+        int rc = mpmap__ktab_find(own, key, len, mpmap__keyed_hash(key, len), true, &e);
+        if (rc)
+            return rc;
+        for (uint64_t i = 0; i < n; i++, p += 8 + vs) {
+            int64_t task;
+            memcpy(&task, p, 8);
+            const mpmap__kentry *k = &own->entries[e];
+            if (combine && k->last >= 0)
+                mpmap__keyed_fold(job, p + 8, MPMAP__REC_VALUE(own, k->last));
+            else if ((rc = mpmap__ktab_append(own, e, task, p + 8, vs)) != MPMAP_OK)
+                return rc;
+        }
+    }
+    return MPMAP_OK;
+}
+
+/* Shuffles loc to the owners in rounds; fills own. Collective. */
+int mpmap__keyed_shuffle(MPI_Comm comm, const mpmap_keyed_job *job, mpmap__ktab *loc, bool combine,
+                         mpmap__ktab *own, mpmap_keyed_result *res, char *msg, size_t msglen)
+{
+    int P, rank;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &rank);
+    size_t vs = job->value_size;
+    size_t round = job->round_bytes ? job->round_bytes : MPMAP_KEYED_ROUND_DEFAULT;
+    size_t per_dest = round / (size_t)P > 0 ? round / (size_t)P : 1;
+
+    /* Entries grouped by owner (a counting sort), with a cursor per owner. */
+    size_t n = loc->nentries;
+    int64_t *order = malloc((n + 1) * sizeof *order);
+    size_t *start = calloc((size_t)P + 1, sizeof *start);
+    size_t *cursor = calloc((size_t)P, sizeof *cursor);
+    int *scount = malloc((size_t)P * sizeof(int)), *rcount = malloc((size_t)P * sizeof(int));
+    int *sdispl = malloc((size_t)P * sizeof(int)), *rdispl = malloc((size_t)P * sizeof(int));
+    char *sbuf = NULL, *rbuf = NULL;
+    size_t scap = 0, rcap = 0;
+    int code = MPMAP_OK;
+    if (!order || !start || !cursor || !scount || !rcount || !sdispl || !rdispl)
+        code = MPMAP_ENOMEM;
+    if (code == MPMAP_OK) {
+        for (size_t e = 0; e < n; e++)
+            start[(loc->entries[e].hash >> 32) % (uint64_t)P + 1]++;
+        for (int d = 0; d < P; d++)
+            start[d + 1] += start[d];
+        for (int d = 0; d < P; d++)
+            cursor[d] = start[d];
+        for (size_t e = 0; e < n; e++)
+            order[cursor[(loc->entries[e].hash >> 32) % (uint64_t)P]++] = (int64_t)e;
+        for (int d = 0; d < P; d++)
+            cursor[d] = start[d];
+    }
+    for (;;) {
+        int local = code;
+        code = mpmap__keyed_agree(comm, code);
+        if (code != MPMAP_OK) {
+            if (local != MPMAP_OK)
+                snprintf(msg, msglen,
+                         local == MPMAP_ENOMEM
+                             ? "rank %d: out of memory or over the keyed memory budget in the "
+                               "shuffle (spilling to disk is not implemented)"
+                             : "rank %d: shuffle failed",
+                         rank);
+            break;
+        }
+        int more = 0;
+        for (int d = 0; d < P; d++)
+            more |= cursor[d] < start[d + 1];
+        int any = 0;
+        MPI_Allreduce(&more, &any, 1, MPI_INT, MPI_MAX, comm);
+        if (!any)
+            break;
+        res->rounds++;
+        /* This round's bytes per owner: up to per_dest, at least one entry. */
+        size_t total = 0;
+        for (int d = 0; d < P && code == MPMAP_OK; d++) {
+            size_t bytes = 0, c = cursor[d];
+            while (c < start[d + 1]) {
+                size_t w = entry_wire_size(&loc->entries[order[c]], vs);
+                if (bytes > 0 && bytes + w > per_dest)
+                    break;
+                bytes += w;
+                c++;
+            }
+            if (bytes > (size_t)INT_MAX || total + bytes > (size_t)INT_MAX) {
+                code = MPMAP_EINVAL;
+                break;
+            }
+            sdispl[d] = (int)total;
+            scount[d] = (int)bytes;
+            total += bytes;
+        }
+        if (code == MPMAP_OK && total > scap) {
+            char *p = realloc(sbuf, total);
+            if (p) {
+                sbuf = p;
+                scap = total;
+            } else {
+                code = MPMAP_ENOMEM;
+            }
+        }
+        if (code != MPMAP_OK) {
+            for (int d = 0; d < P; d++)
+                scount[d] = sdispl[d] = 0;
+        } else {
+            for (int d = 0; d < P; d++) {
+                char *p = sbuf + sdispl[d];
+                while (p < sbuf + sdispl[d] + scount[d]) {
+                    const mpmap__kentry *k = &loc->entries[order[cursor[d]++]];
+                    p = pack_entry(loc, k, vs, p);
+                    res->partials_sent += k->npartials;
+                }
+            }
+        }
+        MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm);
+        size_t rtotal = 0;
+        for (int d = 0; d < P; d++) {
+            rdispl[d] = (int)rtotal;
+            rtotal += (size_t)rcount[d];
+        }
+        if (code == MPMAP_OK && rtotal > (size_t)INT_MAX)
+            code = MPMAP_EINVAL;
+        if (code == MPMAP_OK && rtotal > rcap) {
+            char *p = realloc(rbuf, rtotal);
+            if (p) {
+                rbuf = p;
+                rcap = rtotal;
+            } else {
+                code = MPMAP_ENOMEM;
+            }
+        }
+        /* Every rank must be able to receive before anyone sends. */
+        if (mpmap__keyed_agree(comm, code) != MPMAP_OK)
+            continue; /* the agreement at the top ends the loop */
+        MPI_Alltoallv(sbuf, scount, sdispl, MPI_BYTE, rbuf, rcount, rdispl, MPI_BYTE, comm);
+        if (code == MPMAP_OK)
+            code = unpack(own, rbuf, rbuf + rtotal, job, combine);
+    }
+    free(order);
+    free(start);
+    free(cursor);
+    free(scount);
+    free(rcount);
+    free(sdispl);
+    free(rdispl);
+    free(sbuf);
+    free(rbuf);
+    return code;
+}
+
+/* A key to sort, self-contained: C17's qsort passes no context. */
+typedef struct sort_key {
+    const char *key;
+    size_t len;
+    int64_t entry;
+} sort_key;
+
+static int cmp_key(const void *a, const void *b)
+{
+    const sort_key *x = a, *y = b;
+    return mpmap__keyed_cmp(x->key, x->len, y->key, y->len);
+}
+
+typedef struct task_rec {
+    int64_t task;
+    int64_t rec;
+} task_rec;
+
+static int cmp_task(const void *a, const void *b)
+{
+    const task_rec *x = a, *y = b;
+    return x->task < y->task ? -1 : x->task > y->task ? 1 : (x->rec > y->rec) - (x->rec < y->rec);
+}
+
+/*
+ * Folds every owned key's partials in task order into its first record and
+ * serialises the keys sorted as (u64 keylen, key, value). *out is malloc'd.
+ */
+int mpmap__keyed_fold_and_pack(mpmap__ktab *own, const mpmap_keyed_job *job, char **out,
+                               size_t *outlen)
+{
+    size_t vs = job->value_size;
+    size_t n = own->nentries;
+    sort_key *order = malloc((n + 1) * sizeof *order);
+    task_rec *tr = NULL;
+    size_t trcap = 0, bytes = 0;
+    if (!order)
+        return MPMAP_ENOMEM;
+    for (size_t e = 0; e < n; e++) {
+        mpmap__kentry *k = &own->entries[e];
+        order[e] = (sort_key){ own->keys + k->keyoff, k->keylen, (int64_t)e };
+        bytes += 8 + k->keylen + vs;
+        if (k->npartials > 1) {
+            if ((size_t)k->npartials > trcap) {
+                task_rec *p = realloc(tr, (size_t)k->npartials * sizeof *tr);
+                if (!p) {
+                    free(order);
+                    free(tr);
+                    return MPMAP_ENOMEM;
+                }
+                tr = p;
+                trcap = (size_t)k->npartials;
+            }
+            size_t m = 0;
+            for (int64_t r = k->first; r >= 0; r = *MPMAP__REC_NEXT(own, r))
+                tr[m++] = (task_rec){ *MPMAP__REC_TASK(own, r), r };
+            qsort(tr, m, sizeof *tr, cmp_task);
+            /* the first in task order starts the fold; the result goes in k->first */
+            unsigned char acc[256];
+            void *a = vs <= sizeof acc ? (void *)acc : malloc(vs);
+            if (!a) {
+                free(order);
+                free(tr);
+                return MPMAP_ENOMEM;
+            }
+            memcpy(a, MPMAP__REC_VALUE(own, tr[0].rec), vs);
+            for (size_t i = 1; i < m; i++)
+                mpmap__keyed_fold(job, MPMAP__REC_VALUE(own, tr[i].rec), a);
+            memcpy(MPMAP__REC_VALUE(own, k->first), a, vs);
+            if (a != (void *)acc)
+                free(a);
+        }
+    }
+    free(tr);
+    if (n)
+        qsort(order, n, sizeof *order, cmp_key);
+    char *buf = malloc(bytes + 1);
+    if (!buf) {
+        free(order);
+        return MPMAP_ENOMEM;
+    }
+    char *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        const mpmap__kentry *k = &own->entries[order[i].entry];
+        uint64_t len = k->keylen;
+        memcpy(p, &len, 8);
+        memcpy(p + 8, own->keys + k->keyoff, k->keylen);
+        memcpy(p + 8 + k->keylen, MPMAP__REC_VALUE(own, k->first), vs);
+        p += 8 + k->keylen + vs;
+    }
+    free(order);
+    *out = buf;
+    *outlen = bytes;
+    return MPMAP_OK;
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""End-to-end tests of the word_count app under mpirun.
+
+A Zipf corpus of a few MB (several files, a subdirectory, every kind of
+ASCII whitespace, upper and lower case, a word longer than a counting task,
+files without a final newline, an empty file) is generated here and counted
+independently with collections.Counter over bytes.split(). The app's /word
+and /count must equal it exactly, sorted by count descending then word, and
+be bitwise identical for -n 1, 2, 3, every schedule and several
+--task-bytes (tasks then cut words and whitespace runs at many places).
+Also: --fold-case, bad input (one line, exit 2, no file), the memory budget
+(exit 1 naming the budget).
+"""
+import collections
+import os
+import random
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402  (shared helpers of the app tests)
+
+APP = "word_count"
+SCHEDULES = ("guided", "static", "dynamic", "factoring")
+
+
+def zipf_words(rng, vocabulary, n, s=1.1):
+    """n words drawn from a Zipf(s) law over `vocabulary`."""
+    weights = [1.0 / (r + 1) ** s for r in range(len(vocabulary))]
+    return rng.choices(vocabulary, weights, k=n)
+
+
+def make_corpus(root, megabytes=3.0, seed=7):
+    """Writes the corpus under root; returns the list of files written."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-,.!?é"
+    vocabulary = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 12)))
+                  for _ in range(20000)]
+    vocabulary += ["The", "the", "THE", "tHe"]
+    spaces = [" "] * 20 + ["\n"] * 4 + ["\t", "  ", "\r\n", "\v", "\f", " \n\n "]
+    os.makedirs(os.path.join(root, "sub", "deeper"), exist_ok=True)
+    names = ["a.txt", "b.txt", os.path.join("sub", "c.txt"),
+             os.path.join("sub", "deeper", "d.txt"), os.path.join("sub", "empty.txt")]
+    per_file = int(megabytes * 1e6 / 4)
+    written = []
+    for i, name in enumerate(names):
+        path = os.path.join(root, name)
+        parts = []
+        if name.endswith("empty.txt"):
+            per = 0
+        else:
+            per = per_file
+        size = 0
+        if i == 1:
+            parts.append("   \n\t")  # a file starting with whitespace
+        words = zipf_words(rng, vocabulary, max(1, per // 6)) if per else []
+        for j, w in enumerate(words):
+            if size >= per:
+                break
+            if j == 1000 and i == 0:
+                w = "x" * 300000  # longer than a task of every size tested
+            parts.append(w)
+            parts.append(rng.choice(spaces))
+            size += len(w) + 1
+        text = "".join(parts)
+        if i == 2:
+            text = text.rstrip()  # no final newline
+        with open(path, "wb") as f:
+            f.write(text.encode("utf-8"))
+        written.append(path)
+    return written
+
+
+def reference(paths, fold_case=False):
+    """Counter of the words of every file (bytes.split: ASCII whitespace)."""
+    counts = collections.Counter()
+    for p in paths:
+        with open(p, "rb") as f:
+            data = f.read()
+        if fold_case:
+            data = data.lower()
+        counts.update(data.split())
+    return counts
+
+
+def ordered(counts):
+    """(words, counts) by count descending, then word bytewise."""
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [w for w, _ in items], [c for _, c in items]
+
+
+class WordCountTest(harness.TempDirCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.corpus_dir = tempfile.mkdtemp(prefix="wc_corpus_")
+        cls.files = make_corpus(cls.corpus_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        shutil.rmtree(cls.corpus_dir, ignore_errors=True)
+
+    def count(self, out, nprocs=2, extra=(), inputs=None):
+        args = []
+        for i in (inputs if inputs is not None else [self.corpus_dir]):
+            args += ["--input", i]
+        args += ["--output", out, "--quiet"] + list(extra)
+        code, stdout, stderr = harness.run_app(APP, nprocs, args, timeout=300)
+        self.assertEqual(code, 0, f"word_count {args} failed:\n{stderr}")
+        return harness.read_h5(out)
+
+    def check_against_counter(self, h5, fold_case=False):
+        words, counts = ordered(reference(self.files, fold_case))
+        self.assertEqual([bytes(w) if not isinstance(w, bytes) else w
+                          for w in h5["/word"].tolist()], words)
+        self.assertEqual(h5["/count"].tolist(), counts)
+        self.assertEqual(h5["/count"].dtype.str, "<i8")
+        self.assertEqual(h5.attrs["total"], sum(counts))
+        self.assertEqual(h5.attrs["distinct_words"], len(words))
+        self.assertEqual(h5.dims["/count"], [["/word"]])
+
+    def test_counts_equal_counter(self):
+        h5 = self.count(self.path("wc.h5"), nprocs=3, extra=["--task-bytes", "65536"])
+        self.check_against_counter(h5)
+        self.assertEqual(h5.attrs["files"], 5)
+
+    def test_fold_case(self):
+        h5 = self.count(self.path("wc.h5"), nprocs=2, extra=["--fold-case"])
+        self.check_against_counter(h5, fold_case=True)
+
+    def test_identical_for_ranks_schedules_task_sizes(self):
+        runs = []
+        for nprocs in (1, 2, 3):
+            for i, schedule in enumerate(SCHEDULES):
+                task_bytes = ("777", "4096", "65536", "4194304")[(i + nprocs) % 4]
+                runs.append((nprocs, schedule, task_bytes))
+        calls = []
+        for nprocs, schedule, task_bytes in runs:
+            out = self.path(f"wc_{nprocs}_{schedule}_{task_bytes}.h5")
+            args = ["--input", self.corpus_dir, "--output", out, "--quiet",
+                    "--schedule", schedule, "--task-bytes", task_bytes]
+            if schedule == "dynamic":
+                args += ["--chunk", "3"]
+            calls.append(dict(app=APP, nprocs=nprocs, args=args, timeout=600))
+        # two at a time: most of a small run is mpirun starting up
+        results = harness.run_many(calls, workers=2)
+        first = None
+        for (nprocs, schedule, task_bytes), result in zip(runs, results):
+            if isinstance(result, Exception):
+                raise result
+            code, _, stderr = result
+            self.assertEqual(code, 0, f"-n {nprocs} {schedule} {task_bytes}: {stderr}")
+            h5 = harness.read_h5(self.path(f"wc_{nprocs}_{schedule}_{task_bytes}.h5"))
+            if first is None:
+                first = h5
+                self.check_against_counter(h5)
+                continue
+            for name in ("/word", "/count"):
+                self.assertTrue(harness.same_bits(first[name], h5[name]) if name == "/count"
+                                else first[name].tolist() == h5[name].tolist(),
+                                f"{name} differs at -n {nprocs} {schedule} {task_bytes}")
+            self.assertEqual(first.attrs["total"], h5.attrs["total"])
+
+    def test_files_given_one_by_one(self):
+        h5 = self.count(self.path("wc.h5"), nprocs=2, inputs=self.files)
+        self.check_against_counter(h5)
+
+    def test_empty_input(self):
+        empty = self.path("nothing.txt")
+        open(empty, "wb").close()
+        h5 = self.count(self.path("wc.h5"), nprocs=2, inputs=[empty])
+        self.assertEqual(h5.attrs["total"], 0)
+        self.assertEqual(len(h5["/count"]), 0)
+
+    def test_missing_input_is_one_line(self):
+        out = self.path("wc.h5")
+        code, _, stderr = harness.run_app(APP, 2, ["--input", self.path("missing.txt"),
+                                                   "--output", out], timeout=120)
+        self.assertEqual(code, harness.EXIT_USAGE)
+        harness.assert_one_line_error(self, APP, stderr, "--input", "missing.txt")
+        self.assertFalse(os.path.exists(out))
+
+    def test_input_required(self):
+        code, _, stderr = harness.run_app(APP, 1, ["--output", self.path("wc.h5")])
+        self.assertEqual(code, harness.EXIT_USAGE)
+        harness.assert_one_line_error(self, APP, stderr, "--input")
+
+    def test_budget_exceeded_fails_cleanly(self):
+        out = self.path("wc.h5")
+        code, _, stderr = harness.run_app(APP, 2, ["--input", self.corpus_dir, "--output", out,
+                                                   "--budget", "1"], timeout=300)
+        self.assertEqual(code, harness.EXIT_FAILED, stderr)
+        harness.assert_one_line_error(self, APP, stderr, "budget")
+        self.assertFalse(os.path.exists(out))
+
+
+if __name__ == "__main__":
+    harness.main()
