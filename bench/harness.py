@@ -556,6 +556,31 @@ def bench_scale(s):
     return rows, summary
 
 
+def bench_wordcount(s):
+    """11. Keyed map-reduce: word_count against MR-MPI's wordfreq (Debian libmrmpi-dev) on the
+    same Zipf corpus and ranks (bench/wordcount_bench.py), alternated; CPU time of all ranks,
+    which a shared machine disturbs less than wall time."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = s.tmp("wordcount.json")
+    run(["/usr/bin/python3", os.path.join(here, "wordcount_bench.py"), "--word-count",
+         s.app("word_count"), "--megabytes", "100" if s.quick else "400", "--reps",
+         "2" if s.quick else "3", "--ranks", "2", "--json", out], s)
+    with open(out) as f:
+        r = json.load(f)
+    mine = r["programs"].get("mpmap word_count -n 2")
+    theirs = r["programs"].get("MR-MPI wordfreq -n 2")
+    if not mine or not theirs:
+        raise Skip("n/a (MR-MPI not installed: apt-get install libmrmpi-dev)")
+    ratio = theirs["cpu"] / mine["cpu"]
+    mb = r["megabytes"]
+    return [row("wordcount", f"11. word_count vs MR-MPI wordfreq, {mb:.0f} MB, -n 2 (MB per CPU s)",
+                f"{mb / mine['cpu']:.1f} MB/s", f"{mb / theirs['cpu']:.1f} MB/s", f"{ratio:.2f}x",
+                ">= 2x", ratio >= 2.0,
+                note=f"max RSS of a rank {mine['rss_mb']:.0f} vs {theirs['rss_mb']:.0f} MB"),
+            row("wordcount", "11. same (count, word) list as MR-MPI", r["check"], "", "",
+                "identical", r["identical"])], r
+
+
 BENCHMARKS = [
     ("kde_pool", "1. KDE hypercube sweep vs Pool", bench_kde_pool),
     ("kde_gridsearch", "2. Gaussian CV vs scikit-learn", bench_kde_gridsearch),
@@ -567,6 +592,7 @@ BENCHMARKS = [
     ("imbalance", "8. imbalanced tasks", bench_imbalance),
     ("memory", "9. memory of mc_pi, 1e8 tasks", bench_memory),
     ("scale", "10. dispatch at scale (sleeping tasks, 8..128 ranks)", bench_scale),
+    ("wordcount", "11. keyed map-reduce vs MR-MPI", bench_wordcount),
 ]
 
 

@@ -6,7 +6,7 @@
 #
 # --quick runs fewer repetitions and smaller problems (a few minutes);
 # --only KEY,... runs some benchmarks (keys: kde_pool kde_gridsearch mc_pi knn
-# omp dispatch scaling imbalance memory).
+# omp dispatch scaling imbalance memory scale wordcount).
 # Exits 0 whatever the figures are (results.md says which targets hold);
 # non-zero only when the harness itself cannot run.
 set -euo pipefail
@@ -29,7 +29,7 @@ done
 # shellcheck source=../scripts/deps.sh
 source "$root/scripts/deps.sh"
 mpmap_require_packages "${MPMAP_BUILD_PACKAGES[@]}" python3 python3-numpy python3-scipy \
-  python3-sklearn python3-h5py python3-matplotlib time
+  python3-sklearn python3-h5py python3-matplotlib time libmrmpi-dev g++
 
 mkdir -p "$progs"
 log="$progs/build.log"

@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--corpus", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--json", default=None, help="also write the medians and the check as JSON")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="wordcount_bench_")
     corpus = a.corpus or os.path.join(work, "corpus")
@@ -122,6 +123,15 @@ def main():
     if a.out:
         with open(a.out, "w") as f:
             f.write(text)
+    if a.json:
+        import json
+        medians = {name: {"wall": statistics.median(w for w, _, _ in results[name]),
+                          "rss_mb": statistics.median(r for _, r, _ in results[name]),
+                          "cpu": statistics.median(c for _, _, c in results[name])}
+                   for name, _ in programs}
+        with open(a.json, "w") as f:
+            json.dump({"megabytes": mbytes, "programs": medians, "check": check,
+                       "identical": check.startswith("identical")}, f, indent=1)
     shutil.rmtree(work, ignore_errors=True)
 
 
