@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "mpmap_h5.h"
+#include "scratch_dir.h"
 
 #include <hdf5_hl.h>
 
@@ -21,17 +22,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct fixture {
-    char dir[64];
-} fixture;
+typedef scratch_dir fixture;
 
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_h5_write.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (!fx || scratch_make(fx, "test_h5_write") != 0) {
         free(fx);
         return -1;
     }
@@ -44,18 +40,7 @@ static int teardown(void **state)
     fixture *fx = *state;
     /* Every test must leave no HDF5 id open, in the library or in the test. */
     ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-                snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    scratch_remove(fx);
     free(fx);
     assert_int_equal(open_ids, 0);
     return 0;
@@ -63,7 +48,7 @@ static int teardown(void **state)
 
 static void path_in(const fixture *fx, const char *name, char *out, size_t len)
 {
-    snprintf(out, len, "%s/%s", fx->dir, name);
+    scratch_path(fx, name, out, len);
 }
 
 static int exists(const char *path)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "scratch_dir.h"
 #include "output.h"
 
 #include <dirent.h>
@@ -22,21 +23,18 @@
 #include <unistd.h>
 
 typedef struct fixture {
-    char dir[64];
-    char out[128];
+    scratch_dir scratch;
+    char out[128]; /* the output under test, DIR/o.h5 */
 } fixture;
 
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_output.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (!fx || scratch_make(&fx->scratch, "test_output") != 0) {
         free(fx);
         return -1;
     }
-    snprintf(fx->out, sizeof fx->out, "%s/o.h5", fx->dir);
+    scratch_path(&fx->scratch, "o.h5", fx->out, sizeof fx->out);
     *state = fx;
     return 0;
 }
@@ -44,18 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-                snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    scratch_remove(&fx->scratch);
     free(fx);
     return 0;
 }
