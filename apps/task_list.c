@@ -318,55 +318,72 @@ static void tl_cleanup(void *ctx)
     free(s->previous);
 }
 
-int main(int argc, char **argv)
+/* Most flags of the app's own (tl_flags). */
+#define TL_MAX_FLAGS 7
+
+static const char *const rank0_names[] = { "auto", "tasks", "serve", NULL };
+
+/* --help's summary. */
+static const char tl_summary[] =
+    "Runs the commands of a task file (one per line) on every rank, with "
+    "/bin/sh -c.\n"
+    "Tasks of very different lengths: use --schedule dynamic (chunks of --chunk "
+    "tasks, first come first served).\n"
+    "Results: /status /exit_code /signal /attempts /rank /host (into /hosts) "
+    "/start /end /stdout_tail /stderr_tail, one row per task; a joblog.\n"
+    "/status codes: " TL_STATUS_DOC ".\n"
+    "A failed task is recorded and the run goes on (--on-error stop to stop); "
+    "after the run, --resume-failed runs the failed ones again.";
+
+/* The app's own flags, with their targets in s. */
+static size_t tl_flags(tl_list *s, mpmap_option *out)
 {
-    static const char *const rank0_names[] = { "auto", "tasks", "serve", NULL };
-    tl_list s = { .joblog_fd = -1, .tails_fd = -1 };
-    mpmap_option options[] = {
-        { .name = "--tasks", .kind = MPMAP_OPT_STRING, .target = &s.tasks_path,
+    const mpmap_option flags[] = {
+        { .name = "--tasks", .kind = MPMAP_OPT_STRING, .target = &s->tasks_path,
           .metavar = "FILE",
           .help = "one task per line: a shell command, or with --template its argument; empty "
                   "lines and lines starting with # are skipped",
           .flags = MPMAP_OPT_REQUIRED | MPMAP_OPT_NO_FINGERPRINT },
-        { .name = "--template", .kind = MPMAP_OPT_STRING, .target = &s.template_text,
+        { .name = "--template", .kind = MPMAP_OPT_STRING, .target = &s->template_text,
           .metavar = "'CMD {}'",
           .help = "command run for each line: {} the line (shell-quoted), {.} without "
                   "extension, {/} basename, {//} dirname, {/.} basename without extension, {#} "
                   "task index; {{ is a literal {" },
-        { .name = "--joblog", .kind = MPMAP_OPT_STRING, .target = &s.joblog_flag,
+        { .name = "--joblog", .kind = MPMAP_OPT_STRING, .target = &s->joblog_flag,
           .metavar = "FILE", .default_text = "OUTPUT.joblog",
           .help = "one tab-separated line per finished task, written as it finishes",
           .flags = MPMAP_OPT_NO_FINGERPRINT },
-        { .name = "--retries", .kind = MPMAP_OPT_INT64, .target = &s.retries, .metavar = "N",
+        { .name = "--retries", .kind = MPMAP_OPT_INT64, .target = &s->retries, .metavar = "N",
           .help = "run a failed task up to N more times (at once, on the same rank)",
           .default_text = "0", .min = 0, .max = 1000 },
-        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s.timeout, .metavar = "S",
+        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s->timeout, .metavar = "S",
           .help = "seconds one run of a command may take before it is killed (status -2)",
           .default_text = "none", .min = 0, .max = INFINITY, .flags = MPMAP_OPT_EXCLUSIVE_MIN,
-          .seen = &s.timeout_seen },
-        { .name = "--resume-failed", .kind = MPMAP_OPT_FLAG, .target = &s.resume_failed,
+          .seen = &s->timeout_seen },
+        { .name = "--resume-failed", .kind = MPMAP_OPT_FLAG, .target = &s->resume_failed,
           .help = "run again only the tasks whose /status is not 0 in the finished OUTPUT, "
                   "then replace it" },
-        { .name = "--rank0", .kind = MPMAP_OPT_CHOICE, .target = &s.rank0,
+        { .name = "--rank0", .kind = MPMAP_OPT_CHOICE, .target = &s->rank0,
           .help = "rank 0 runs commands too (tasks) or only hands out work (serve: no rank waits "
                   "for work while rank 0 runs a long command); auto: serve from 4 ranks up",
           .default_text = "auto", .choices = rank0_names, .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
+    _Static_assert(sizeof flags / sizeof flags[0] <= TL_MAX_FLAGS, "raise TL_MAX_FLAGS");
+    memcpy(out, flags, sizeof flags);
+    return sizeof flags / sizeof flags[0];
+}
+
+int main(int argc, char **argv)
+{
+    tl_list s = { .joblog_fd = -1, .tails_fd = -1 };
+    mpmap_option options[TL_MAX_FLAGS];
+    size_t noptions = tl_flags(&s, options);
     mpmap_app_def def = {
-        .name = "task_list", .default_output = "task_list.h5",
-        .summary = "Runs the commands of a task file (one per line) on every rank, with "
-                   "/bin/sh -c.\n"
-                   "Tasks of very different lengths: use --schedule dynamic (chunks of --chunk "
-                   "tasks, first come first served).\n"
-                   "Results: /status /exit_code /signal /attempts /rank /host (into /hosts) "
-                   "/start /end /stdout_tail /stderr_tail, one row per task; a joblog.\n"
-                   "/status codes: " TL_STATUS_DOC ".\n"
-                   "A failed task is recorded and the run goes on (--on-error stop to stop); "
-                   "after the run, --resume-failed runs the failed ones again.",
-        .options = options, .noptions = sizeof options / sizeof options[0], .context = &s,
-        .problem = &s.problem, .check = tl_check, .setup = tl_setup, .map = tl_map,
-        .task_name = tl_task_name, .finish = tl_finish, .print = tl_print,
-        .cleanup = tl_cleanup, .on_error_default = "continue"
+        .name = "task_list", .default_output = "task_list.h5", .summary = tl_summary,
+        .options = options, .noptions = noptions, .context = &s, .problem = &s.problem,
+        .check = tl_check, .setup = tl_setup, .map = tl_map, .task_name = tl_task_name,
+        .finish = tl_finish, .print = tl_print, .cleanup = tl_cleanup,
+        .on_error_default = "continue"
     };
     return mpmap_app_main(argc, argv, &def);
 }

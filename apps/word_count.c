@@ -35,6 +35,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Most flags of the app's own (wc_flags). */
+#define WC_MAX_FLAGS 4
+
 typedef struct wc_run {
     mpmap_app_problem problem;
     /* flags */
@@ -259,52 +262,39 @@ static void wc_cleanup(void *ctx)
     free(w->word_text);
 }
 
-int main(int argc, char **argv)
+/* The app's own flags, with their targets in w. */
+static size_t wc_flags(wc_run *w, mpmap_option *out)
 {
-    static wc_run w = { .task_bytes = (int64_t)4 << 20, .budget_mib = 1024 };
-    mpmap_option options[] = {
-        { .name = "--input",
-          .short_name = 'i',
-          .kind = MPMAP_OPT_STRING_LIST,
-          .target = &w.inputs,
-          .metavar = "PATH",
+    const mpmap_option flags[] = {
+        { .name = "--input", .short_name = 'i', .kind = MPMAP_OPT_STRING_LIST,
+          .target = &w->inputs, .metavar = "PATH",
           .help = "a text file, or a directory of them (repeatable)",
           .flags = MPMAP_OPT_REQUIRED },
-        { .name = "--fold-case",
-          .kind = MPMAP_OPT_FLAG,
-          .target = &w.fold_case,
+        { .name = "--fold-case", .kind = MPMAP_OPT_FLAG, .target = &w->fold_case,
           .help = "count words in ASCII lower case" },
-        { .name = "--task-bytes",
-          .kind = MPMAP_OPT_INT64,
-          .target = &w.task_bytes,
-          .metavar = "B",
-          .help = "bytes of a file per counting task (results do not depend on it)",
-          .default_text = "4194304",
-          .min = 1,
-          .max = 1e15,
-          .flags = MPMAP_OPT_NO_FINGERPRINT },
-        { .name = "--budget",
-          .kind = MPMAP_OPT_INT64,
-          .target = &w.budget_mib,
+        { .name = "--task-bytes", .kind = MPMAP_OPT_INT64, .target = &w->task_bytes,
+          .metavar = "B", .help = "bytes of a file per counting task (results do not depend on it)",
+          .default_text = "4194304", .min = 1, .max = 1e15, .flags = MPMAP_OPT_NO_FINGERPRINT },
+        { .name = "--budget", .kind = MPMAP_OPT_INT64, .target = &w->budget_mib,
           .metavar = "MIB",
           .help = "memory of a rank's word tables, in MiB; exceeding it fails the run",
-          .default_text = "1024",
-          .min = 1,
-          .max = 1e9,
-          .flags = MPMAP_OPT_NO_FINGERPRINT },
+          .default_text = "1024", .min = 1, .max = 1e9, .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
-    mpmap_app_def def = { .name = "word_count",
-                          .default_output = "word_count.h5",
+    _Static_assert(sizeof flags / sizeof flags[0] <= WC_MAX_FLAGS, "raise WC_MAX_FLAGS");
+    memcpy(out, flags, sizeof flags);
+    return sizeof flags / sizeof flags[0];
+}
+
+int main(int argc, char **argv)
+{
+    wc_run w = { .task_bytes = (int64_t)4 << 20, .budget_mib = 1024 };
+    mpmap_option options[WC_MAX_FLAGS];
+    size_t noptions = wc_flags(&w, options);
+    mpmap_app_def def = { .name = "word_count", .default_output = "word_count.h5",
                           .summary = "Count the words of text files, in parallel.",
-                          .options = options,
-                          .noptions = sizeof options / sizeof options[0],
-                          .context = &w,
-                          .problem = &w.problem,
-                          .setup = wc_setup,
-                          .map = wc_map,
-                          .finish = wc_finish,
-                          .print = wc_print,
-                          .cleanup = wc_cleanup,
+                          .options = options, .noptions = noptions, .context = &w,
+                          .problem = &w.problem, .setup = wc_setup, .map = wc_map,
+                          .finish = wc_finish, .print = wc_print, .cleanup = wc_cleanup,
                           .task_noun = "words" };
     return mpmap_app_main(argc, argv, &def);
 }
