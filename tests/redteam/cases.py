@@ -47,8 +47,18 @@ KEEP_CKPT = {"out": False, "partial": False, "ckpt": True}
 
 # Slow but nearly CPU-free workload: 40 points of 0.1 s each.
 SLOW_EXEC = ["--param", "a=1:40:40", "--exec", "sleep 0.1; echo {a}", "--record-length", "1"]
+# For signals sent to mpirun, which relays them to the ranks only one second
+# later: workloads that outlast the relay by seconds, not by a fraction.
+SLOW_EXEC_RELAY = ["--param", "a=1:60:60", "--exec", "sleep 0.1; echo {a}", "--record-length",
+                   "1"]
 # CPU workload of a few seconds on one core.
 SLOW_PI = ["--samples", "2e9", "--tasks", "300"]
+SLOW_PI_RELAY = ["--samples", "2e10", "--tasks", "300"]
+# kNN queries that take seconds too (a few ms each in 14-D), so a signal sent
+# at the first progress line always finds the run going: 20 000 queries of an
+# 8-D problem took 0.07 s on a quiet machine, and the run ended first.
+SLOW_KNN = ["--points", "100000", "--queries-count", "30000", "--dim", "14", "-k", "16",
+            "--schedule", "dynamic", "--chunk", "50"]
 PROGRESS = ["--progress-interval", "0.05"]
 
 CASES = []
@@ -220,7 +230,7 @@ sig("param_sweep", "sigint-rank0-run", SLOW_EXEC, "progress", "rank0", "INT", 3,
     ["interrupted"], need_ckpt=True)
 # mpirun follows its SIGTERM to the ranks with SIGKILL after a short grace
 # time, so under load rank 0 may not get to remove OUT.partial: partial_ok.
-sig("param_sweep", "sigterm-mpirun-run", SLOW_EXEC, "progress", "mpirun", "TERM", 1,
+sig("param_sweep", "sigterm-mpirun-run", SLOW_EXEC_RELAY, "progress", "mpirun", "TERM", 1,
     ["interrupted"], need_ckpt=True, partial_ok=True)
 sig("param_sweep", "sigterm-rank0-setup", SLOW_EXEC, "ranks", "rank0", "TERM", "nonzero")
 sig("param_sweep", "sigterm-rank-last-final", SLOW_EXEC, "done", "rank_last", "TERM",
@@ -240,8 +250,7 @@ sig("kde_sweep", "sigterm-rank0-run",
      "--point", "1,1", "--point", "2,2", "--point", "3,3", "--schedule", "dynamic"],
     "progress", "rank0", "TERM", 3, ["interrupted", "/64"], need_ckpt=True)
 sig("knn_query", "sigint-rank-last-run",
-    ["--points", "20000", "--queries-count", "20000", "--dim", "6", "-k", "8",
-     "--schedule", "dynamic", "--chunk", "50"],
+    SLOW_KNN,
     "progress", "rank_last", "INT", 3, ["interrupted"], need_ckpt=True)
 
 # --- damaged checkpoints -----------------------------------------------------
@@ -273,8 +282,7 @@ damaged("mc_pi", "ckpt-flipped-byte", "flip", 0, ["checkpoint", "recomput"], war
         maker="interrupt", np=2, args=SLOW_PI + PROGRESS, quiet=False)
 damaged("knn_query", "ckpt-truncated", "truncate", 0, ["checkpoint", "recomput"],
         warning=True, maker="interrupt", np=2, quiet=False,
-        args=["--points", "20000", "--queries-count", "20000", "--dim", "6", "-k", "8",
-              "--schedule", "dynamic", "--chunk", "50"] + PROGRESS)
+        args=SLOW_KNN + PROGRESS)
 
 # --- resume mismatch, complete output, --force over an old result -----------
 case(name="mc_pi/resume-different-seed", app="mc_pi", kind="mismatch", np=1,
@@ -336,7 +344,7 @@ case(name="mc_pi/stale-partial-replaced", app="mc_pi", args=TINY["mc_pi"], exit=
 # --- faults while an old result exists (it must stay intact) -----------------
 sig("param_sweep", "sigkill-rank0-over-existing", SLOW_EXEC + ["--force"], "progress",
     "rank0", "KILL", "nonzero", partial_ok=True, existing=True, resume=False)
-sig("mc_pi", "sigterm-mpirun-over-existing", SLOW_PI + ["--force"], "progress", "mpirun",
+sig("mc_pi", "sigterm-mpirun-over-existing", SLOW_PI_RELAY + ["--force"], "progress", "mpirun",
     "TERM", 1, ["interrupted"], existing=True, resume=False, need_ckpt=True, partial_ok=True)
 sig("knn_query", "sigterm-rank0-setup-big-data",
     ["--points", "800000", "--queries-count", "200", "--dim", "8"], "ranks", "rank0",
