@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "mpmap_h5.h"
-#include "scratch_dir.h"
+#include "h5_fixture.h"
 
 #include <hdf5_hl.h>
 
@@ -25,37 +25,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef scratch_dir fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx || scratch_make(fx, "test_h5out") != 0) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
+static int setup(void **state) { return h5_fixture_setup(state, "test_h5out"); }
 
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    /* Every test must leave no HDF5 id open, in the library or in the test. */
-    ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     char small[128]; /* the full-disk tests' tmpfs, if one failed before unmounting it */
     snprintf(small, sizeof small, "%s/small", fx->dir);
     (void)umount2(small, MNT_DETACH);
     (void)rmdir(small);
-    scratch_remove(fx);
-    free(fx);
-    assert_int_equal(open_ids, 0);
-    return 0;
-}
-
-static void path_in(const fixture *fx, const char *name, char *out, size_t len)
-{
-    scratch_path(fx, name, out, len);
+    return h5_fixture_teardown(state);
 }
 
 static int exists(const char *path)

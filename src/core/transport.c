@@ -107,18 +107,29 @@ int mpmap__sends_finish(mpmap__sends *l)
 
 /* ---- receives ----------------------------------------------------------- */
 
-int mpmap__try_recv_into(MPI_Comm comm, int source, int tag, char **buffer, size_t *capacity,
-                         int *bytes, int *from)
+/* Matched probe for (source, tag): 1 with the message, its size and
+ * sender; 0 when nothing has arrived; MPMAP_EMPI. */
+static int probe(MPI_Comm comm, int source, int tag, MPI_Message *msg, int *count, int *from)
 {
     int found = 0;
-    MPI_Message msg;
     MPI_Status st;
-    if (MPI_Improbe(source, tag, comm, &found, &msg, &st) != MPI_SUCCESS)
+    if (MPI_Improbe(source, tag, comm, &found, msg, &st) != MPI_SUCCESS)
         return MPMAP_EMPI;
     if (!found)
         return 0;
-    int count = 0;
-    MPI_Get_count(&st, MPI_BYTE, &count);
+    MPI_Get_count(&st, MPI_BYTE, count);
+    *from = st.MPI_SOURCE;
+    return 1;
+}
+
+int mpmap__try_recv_into(MPI_Comm comm, int source, int tag, char **buffer, size_t *capacity,
+                         int *bytes, int *from)
+{
+    MPI_Message msg;
+    int count = 0, sender = 0;
+    int rc = probe(comm, source, tag, &msg, &count, &sender);
+    if (rc != 1)
+        return rc;
     if ((size_t)count > *capacity) {
         char *grown = realloc(*buffer, (size_t)count);
         if (!grown)
@@ -129,21 +140,17 @@ int mpmap__try_recv_into(MPI_Comm comm, int source, int tag, char **buffer, size
     if (MPI_Mrecv(*buffer, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return MPMAP_EMPI;
     *bytes = count;
-    *from = st.MPI_SOURCE;
+    *from = sender;
     return 1;
 }
 
 int mpmap__try_recv_new(MPI_Comm comm, int source, int tag, void **out, int *bytes)
 {
-    int found = 0;
     MPI_Message msg;
-    MPI_Status st;
-    if (MPI_Improbe(source, tag, comm, &found, &msg, &st) != MPI_SUCCESS)
-        return MPMAP_EMPI;
-    if (!found)
-        return 0;
-    int count = 0;
-    MPI_Get_count(&st, MPI_BYTE, &count);
+    int count = 0, sender = 0;
+    int rc = probe(comm, source, tag, &msg, &count, &sender);
+    if (rc != 1)
+        return rc;
     void *buffer = malloc((size_t)(count > 0 ? count : 1));
     if (!buffer)
         return MPMAP_ENOMEM;
