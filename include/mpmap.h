@@ -205,6 +205,14 @@ typedef struct mpmap_job {
      * without a trailing newline, valid during the call. The library itself
      * never prints. */
     void (*notice)(const char *message, void *context);
+    /* rank 0, optional: told once, the moment the run starts to stop early
+     * (interrupted, a task failed under MPMAP_ON_ERROR_STOP, a callback or
+     * the checkpoint failed), with the status mpmap_run will return. The
+     * run then only collects what the ranks have in hand, which a dead rank
+     * never sends: an output that will not be committed is best given up
+     * here, while mpirun's grace time before SIGKILL still runs. Results
+     * may still reach the sink after it. */
+    void (*stopping)(int status, void *context);
 } mpmap_job;
 
 /* How to run it. Start from mpmap_config_init and change what you need. */

@@ -61,7 +61,16 @@ typedef struct context {
     int order_errors;
     record *sunk;
     struct notice_log *notices; /* job.notice calls (rank 0) */
+    int stopping_calls;         /* job.stopping calls (rank 0) */
+    int stopping_status;
 } context;
+
+static void count_stopping(int status, void *vctx)
+{
+    context *ctx = vctx;
+    ctx->stopping_calls++;
+    ctx->stopping_status = status;
+}
 
 static int map_records(int64_t begin, int64_t end, void *out, mpmap_task_error *err, void *vctx)
 {
@@ -216,10 +225,14 @@ static void test_task_failure_stops_every_rank(void)
         mpmap_config_init(&cfg);
         cfg.schedule = (mpmap_schedule)schedule;
         mpmap_job job = { .ntasks = 3000, .record_size = sizeof(record), .map = map_records,
-                          .context = &ctx };
+                          .context = &ctx, .stopping = count_stopping };
         mpmap_report rep;
         int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
         CHECK(rc == MPMAP_ETASK, "expected MPMAP_ETASK, got %d", rc);
+        /* Told once, on rank 0 only, with the status the run returns. */
+        CHECK(my_rank == 0 ? ctx.stopping_calls == 1 && ctx.stopping_status == MPMAP_ETASK
+                           : ctx.stopping_calls == 0,
+              "stopping: %d calls, status %d", ctx.stopping_calls, ctx.stopping_status);
         CHECK(rep.failed_task == 1234, "failed task %lld", (long long)rep.failed_task);
         CHECK(strcmp(rep.message, "task 1234 failed: cannot compute task 1234") == 0,
               "message '%s'", rep.message);
@@ -237,10 +250,13 @@ static void test_task_failure_continue_records_status(void)
     mpmap_config_init(&cfg);
     cfg.on_error = MPMAP_ON_ERROR_CONTINUE;
     mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
-                      .context = &ctx, .results = results, .status = status };
+                      .context = &ctx, .results = results, .status = status,
+                      .stopping = count_stopping };
     mpmap_report rep;
     int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
     CHECK(rc == MPMAP_OK, "continue mode returned %d (%s)", rc, rep.message);
+    CHECK(ctx.stopping_calls == 0, "stopping called %d times in a run that did not stop",
+          ctx.stopping_calls);
     CHECK(rep.tasks_failed == 1, "tasks_failed = %lld", (long long)rep.tasks_failed);
     CHECK(rep.tasks_done == n, "done %lld", (long long)rep.tasks_done);
     if (my_rank == 0) {
@@ -273,10 +289,13 @@ static void test_interrupt_then_resume_is_bitwise_identical(const char *dir)
     cfg.chunk = 50;
     cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
     mpmap_job job = { .ntasks = n, .record_size = sizeof(record), .map = map_records,
-                      .context = &ctx };
+                      .context = &ctx, .stopping = count_stopping };
     mpmap_report rep;
     int rc = mpmap_run(MPI_COMM_WORLD, &cfg, &job, &rep);
     CHECK(rc == MPMAP_EINTERRUPTED, "expected interruption, got %d (%s)", rc, rep.message);
+    CHECK(my_rank == 0 ? ctx.stopping_calls == 1 && ctx.stopping_status == MPMAP_EINTERRUPTED
+                       : ctx.stopping_calls == 0,
+          "stopping: %d calls, status %d", ctx.stopping_calls, ctx.stopping_status);
     CHECK(rep.tasks_done >= 4000 && rep.tasks_done < n, "done %lld", (long long)rep.tasks_done);
     int64_t first_done = rep.tasks_done;
 

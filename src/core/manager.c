@@ -93,6 +93,8 @@ static void manager_stop(mpmap__manager *m, int code, int64_t task, const char *
         /* After a failed callback the sink is not called again. */
         if (code == MPMAP_ECALLBACK)
             mpmap__delivery_stop_sink(&m->delivery);
+        if (m->r->job->stopping)
+            m->r->job->stopping(code, m->r->job->context);
     }
     if (!m->cancel_sent) {
         m->cancel_sent = true;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct mpmap_app {
     app a;
@@ -116,6 +117,21 @@ static void kit_notice(const char *message, void *ctx)
     fprintf(stderr, "%s: warning: %s\n", k->a.name, message);
 }
 
+/* Rank 0: a run that stops early is never committed. Its OUT.partial goes
+ * now rather than at the end, which a rank killed by a signal never lets
+ * come: mpirun then SIGKILLs rank 0 one grace period after its SIGTERM,
+ * while rank 0 still waits for the dead rank's results. The checkpoint keeps
+ * what is done; results still arriving go to the discarded file. */
+static void kit_stopping(int status, void *ctx)
+{
+    (void)status;
+    mpmap_app *k = ctx;
+    if (!k->a.h5)
+        return;
+    mpmap_h5_discard(k->a.h5);
+    (void)unlink(mpmap_h5_partial_path(k->a.h5));
+}
+
 /* Parses the flags and runs the rank-0 checks: -1 to go on, else the exit code. */
 static int parse_and_check(mpmap_app *k)
 {
@@ -209,6 +225,7 @@ static int run(mpmap_app *k)
     if (d->task_failed)
         job.task_failed = kit_task_failed;
     job.notice = kit_notice;
+    job.stopping = kit_stopping;
     mpmap_report report;
     int status = mpmap_run(k->a.comm, &k->a.config, &job, &report);
     if (k->a.rank == 0 && status == MPMAP_OK)

@@ -464,7 +464,7 @@ def kind_signal(x):
                 raise CaseFailure(f"the existing result was damaged: {e}")
             return
         check_files(x.dir, x.out, {"out": True, "ckpt": None,
-                                   "partial": None if c.get("partial_ok") else False}, [])
+                                   **killed_left(c)}, [])
         signal_error_line(x, err)
         if c.get("need_ckpt"):
             check(os.path.exists(x.out + ".ckpt"), "no checkpoint left after the interruption")
@@ -486,12 +486,23 @@ def kind_signal(x):
     if c.get("need_ckpt"):
         check(ckpt, "no checkpoint left after the interruption")
     check_files(x.dir, x.out, {"out": False, "ckpt": None,
-                               "partial": None if c.get("partial_ok") else False}, [])
+                               **killed_left(c)}, [])
     if ckpt:
         x.resume_ok(reference)
     else:
         check_files(x.dir, x.out, {"out": False, "ckpt": False,
-                                   "partial": None if c.get("partial_ok") else False}, [])
+                                   **killed_left(c)}, [])
+
+
+def killed_left(c):
+    """What a signalled run may leave besides OUT and OUT.ckpt: OUT.partial
+    only where rank 0 may die before it can act (partial_ok), OUT.lock where
+    rank 0 is SIGKILLed (lock_ok: its lock file holds nothing and the next
+    run takes it over, but nobody is left to remove it)."""
+    left = {"partial": None if c.get("partial_ok") else False}
+    if c.get("lock_ok"):
+        left["lock"] = None
+    return left
 
 
 def signal_error_line(x, err):
