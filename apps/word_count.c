@@ -36,7 +36,7 @@
 #include <sys/stat.h>
 
 /* Most flags of the app's own (wc_flags). */
-#define WC_MAX_FLAGS 4
+#define WC_MAX_FLAGS 6
 
 typedef struct wc_run {
     mpmap_app_problem problem;
@@ -45,6 +45,7 @@ typedef struct wc_run {
     int fold_case;
     int64_t task_bytes;
     int64_t budget_mib;
+    const char *spill_dir;
     /* the files, the count's tasks and its tokenizer (word_split.h) */
     wc_split split;
     /* the result: counts in output order (every rank), words (rank 0) */
@@ -55,6 +56,7 @@ typedef struct wc_run {
     int64_t total; /* the kit's sum of /count, on every rank */
     double count_time;
     int64_t rounds, pairs, peak_bytes;
+    int64_t spills, spill_bytes; /* all ranks' run files */
 } wc_run;
 
 /* ---- phase 1: the count ------------------------------------------------------ */
@@ -82,13 +84,25 @@ static int count_words(mpmap_app *app, wc_run *w)
 {
     MPI_Comm comm = mpmap_app_comm(app);
     int rank = mpmap_app_rank(app);
+    /* Tables over the budget spill beside the output unless told where:
+     * that is where the user expects room for data (a node's /tmp is often
+     * small). */
+    char spill[4096];
+    const char *out = mpmap_app_common(app)->output, *slash = strrchr(out, '/');
+    if (w->spill_dir)
+        snprintf(spill, sizeof spill, "%s", w->spill_dir);
+    else if (slash)
+        snprintf(spill, sizeof spill, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    else
+        snprintf(spill, sizeof spill, ".");
     mpmap_keyed_job job = { .ntasks = w->split.ntasks,
                             .value_size = sizeof(int64_t),
                             .map = wc_split_count_task,
                             .context = &w->split,
                             .op = MPMAP_REDUCE_SUM,
                             .type = MPMAP_INT64,
-                            .budget = (size_t)w->budget_mib << 20 };
+                            .budget = (size_t)w->budget_mib << 20,
+                            .spill_dir = spill };
     mpmap_keyed_result res;
     mpmap_report rep;
     double t0 = MPI_Wtime();
@@ -102,6 +116,10 @@ static int count_words(mpmap_app *app, wc_run *w)
     w->peak_bytes = mx;
     w->pairs = sum;
     w->rounds = res.rounds;
+    long long mine[2] = { res.spills, (long long)res.spill_bytes }, spilled[2] = { 0, 0 };
+    MPI_Reduce(mine, spilled, 2, MPI_LONG_LONG, MPI_SUM, 0, comm);
+    w->spills = spilled[0];
+    w->spill_bytes = spilled[1];
     if (rc == MPMAP_EINTERRUPTED) {
         /* Only when the kit hands setup an interrupt flag (config.interrupt):
          * the count is not checkpointed, so a rerun counts again. */
@@ -249,6 +267,9 @@ static void wc_print(mpmap_app *app, const mpmap_report *report, void *ctx)
            (long long)w->split.ntasks, w->count_time,
            w->count_time > 0 ? (double)w->split.total_bytes / w->count_time / 1e6 : 0.0,
            (long long)w->rounds, (double)w->peak_bytes / 1e6);
+    if (w->spills > 0)
+        printf("  over --budget: %lld run files, %.1f MB spilled to disk and merged\n",
+               (long long)w->spills, (double)w->spill_bytes / 1e6);
     for (int64_t i = 0; i < w->nwords && i < 5; i++)
         printf("  %10lld  %s\n", (long long)w->counts[i], w->words[i]);
 }
@@ -277,8 +298,11 @@ static size_t wc_flags(wc_run *w, mpmap_option *out)
           .default_text = "4194304", .min = 1, .max = 1e15, .flags = MPMAP_OPT_NO_FINGERPRINT },
         { .name = "--budget", .kind = MPMAP_OPT_INT64, .target = &w->budget_mib,
           .metavar = "MIB",
-          .help = "memory of a rank's word tables, in MiB; exceeding it fails the run",
+          .help = "memory of a rank's word tables, in MiB; beyond it they spill to disk",
           .default_text = "1024", .min = 1, .max = 1e9, .flags = MPMAP_OPT_NO_FINGERPRINT },
+        { .name = "--spill-dir", .kind = MPMAP_OPT_STRING, .target = &w->spill_dir,
+          .metavar = "DIR", .help = "where tables over --budget spill (files nobody sees)",
+          .default_text = "the output's directory", .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
     _Static_assert(sizeof flags / sizeof flags[0] <= WC_MAX_FLAGS, "raise WC_MAX_FLAGS");
     memcpy(out, flags, sizeof flags);

@@ -41,11 +41,18 @@
  *
  * Memory: budget bounds the bytes of a rank's tables (keys, partials, hash
  * index) — its local table and, during the shuffle, the table of the keys
- * it owns. A run that would exceed it fails with MPMAP_ENOMEM on every rank
- * and a message naming the rank and the budget; nothing is spilled to disk
- * (not implemented yet). Outside the budget: two shuffle buffers of about
- * round_bytes each, and the sorted result (on its owner while packing, then
- * all of it on rank 0, gathered in one MPI_Gatherv: at most 2 GiB).
+ * it owns. With a spill_dir, a table that reaches the budget is written to
+ * a run file there (unnamed: nothing is left behind, even by a killed run)
+ * and starts again empty; the shuffle reads the runs back in pieces of a
+ * quarter of the budget, and an owner whose keys outgrow it merges its sorted runs by
+ * key for the fold. The result is bitwise the same as without spilling (a
+ * spill never splits one task's partial of a key). Without a spill_dir a
+ * run that would exceed the budget fails with MPMAP_ENOMEM on every rank
+ * and a message naming the rank and the budget. Outside the budget: two
+ * shuffle buffers of about round_bytes each, the partials of the running
+ * task (they stay in memory through a spill), and the sorted result (on its
+ * owner while packing, then all of it on rank 0, gathered in one
+ * MPI_Gatherv: at most 2 GiB).
  */
 #ifndef MPMAP_KEYED_H
 #define MPMAP_KEYED_H
@@ -100,6 +107,9 @@ typedef struct mpmap_keyed_job {
 
     size_t budget;      /* bytes of a rank's tables; 0 = MPMAP_KEYED_BUDGET_DEFAULT */
     size_t round_bytes; /* bytes a rank sends per shuffle round; 0 = default */
+    const char *spill_dir; /* where tables over budget go (a directory every
+                              rank can write, node-local is best); NULL = no
+                              spilling: over budget is MPMAP_ENOMEM */
 } mpmap_keyed_job;
 
 /* The result: on rank 0 the keys and values, sorted by key; elsewhere empty
@@ -116,6 +126,8 @@ typedef struct mpmap_keyed_result {
     int64_t keys_owned;    /* keys this rank owned and folded */
     int64_t rounds;        /* shuffle rounds (the same on every rank) */
     size_t peak_bytes;     /* largest size of this rank's tables */
+    int64_t spills;        /* run files this rank wrote (merges included) */
+    size_t spill_bytes;    /* bytes this rank wrote to them */
 } mpmap_keyed_result;
 
 /*

@@ -41,7 +41,81 @@ struct mpmap_emitter {
     int error; /* first emit failure: MPMAP_ENOMEM / MPMAP_EINVAL */
     char message[MPMAP_MESSAGE_MAX];
     int rank;
+    mpmap__kspill spill; /* the local table's runs */
 };
+
+/* One pair into the local table: MPMAP_OK or MPMAP_ENOMEM. */
+static int emit_once(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
+{
+    mpmap__ktab *t = &em->local;
+    uint64_t h = mpmap__keyed_hash(key, keylen);
+    int64_t e;
+    int rc = mpmap__ktab_find(t, key, keylen, h, true, &e);
+    if (rc != MPMAP_OK)
+        return rc;
+    const mpmap__kentry *k = &t->entries[e];
+    if (k->last >= 0 && (em->combine || *MPMAP__REC_TASK(t, k->last) == em->task)) {
+        if (em->sum64) { /* the common case (counting), without the generic fold */
+            uint64_t x, acc;
+            memcpy(&x, value, 8);
+            memcpy(&acc, MPMAP__REC_VALUE(t, k->last), 8);
+            acc += x; /* wraps, as two's complement int64 does */
+            memcpy(MPMAP__REC_VALUE(t, k->last), &acc, 8);
+        } else {
+            mpmap__keyed_fold(em->job, value, MPMAP__REC_VALUE(t, k->last));
+        }
+        *MPMAP__REC_TASK(t, k->last) = em->task;
+        return MPMAP_OK;
+    }
+    return mpmap__ktab_append(t, e, em->task, value, em->job->value_size);
+}
+
+/* The local table reached the budget: its partials go to a run, except the
+ * running task's when partials of tasks are kept apart (keyed_spill.c says
+ * why), which start the emptied table again. */
+static int spill_local(mpmap_emitter *em)
+{
+    size_t vs = em->job->value_size;
+    int64_t keep = em->combine ? -1 : em->task;
+    int rc = mpmap__kspill_table(&em->spill, &em->local, vs, false, keep);
+    if (rc != MPMAP_OK)
+        return rc;
+    mpmap__ktab *t = &em->local;
+    size_t nkeep = 0, bytes = 0;
+    for (size_t i = 0; keep >= 0 && i < t->nentries; i++) {
+        const mpmap__kentry *k = &t->entries[i];
+        if (k->last >= 0 && *MPMAP__REC_TASK(t, k->last) == keep) {
+            nkeep++;
+            bytes += 8 + k->keylen + vs;
+        }
+    }
+    char *kept = nkeep ? malloc(bytes) : NULL, *p = kept;
+    if (nkeep && !kept)
+        return MPMAP_ENOMEM;
+    for (size_t i = 0; nkeep && i < t->nentries; i++) {
+        const mpmap__kentry *k = &t->entries[i];
+        if (k->last >= 0 && *MPMAP__REC_TASK(t, k->last) == keep) {
+            uint64_t len = k->keylen;
+            memcpy(p, &len, 8);
+            memcpy(p + 8, t->keys + k->keyoff, len);
+            memcpy(p + 8 + len, MPMAP__REC_VALUE(t, k->last), vs);
+            p += 8 + len + vs;
+        }
+    }
+    mpmap__ktab_free(t);
+    rc = MPMAP_OK;
+    for (p = kept; rc == MPMAP_OK && nkeep > 0; nkeep--) {
+        uint64_t len;
+        memcpy(&len, p, 8);
+        int64_t e;
+        rc = mpmap__ktab_find(t, p + 8, len, mpmap__keyed_hash(p + 8, len), true, &e);
+        if (rc == MPMAP_OK)
+            rc = mpmap__ktab_append(t, e, keep, p + 8 + len, vs);
+        p += 8 + len + vs;
+    }
+    free(kept);
+    return rc;
+}
 
 int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
 {
@@ -52,36 +126,33 @@ int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *va
         }
         return MPMAP_EINVAL;
     }
-    mpmap__ktab *t = &em->local;
-    uint64_t h = mpmap__keyed_hash(key, keylen);
-    int64_t e;
-    int rc = mpmap__ktab_find(t, key, keylen, h, true, &e);
-    if (rc == MPMAP_OK) {
-        const mpmap__kentry *k = &t->entries[e];
-        if (k->last >= 0 && (em->combine || *MPMAP__REC_TASK(t, k->last) == em->task)) {
-            if (em->sum64) { /* the common case (counting), without the generic fold */
-                uint64_t x, acc;
-                memcpy(&x, value, 8);
-                memcpy(&acc, MPMAP__REC_VALUE(t, k->last), 8);
-                acc += x; /* wraps, as two's complement int64 does */
-                memcpy(MPMAP__REC_VALUE(t, k->last), &acc, 8);
-            } else {
-                mpmap__keyed_fold(em->job, value, MPMAP__REC_VALUE(t, k->last));
-            }
-            *MPMAP__REC_TASK(t, k->last) = em->task;
-        } else {
-            rc = mpmap__ktab_append(t, e, em->task, value, em->job->value_size);
-        }
+    int rc = emit_once(em, key, keylen, value);
+    if (rc == MPMAP_ENOMEM && em->spill.dir && em->local.nentries > 0) {
+        size_t before = mpmap__ktab_bytes(&em->local);
+        rc = spill_local(em);
+        /* A table the spill could not shrink holds the running task alone. */
+        if (rc == MPMAP_OK && mpmap__ktab_bytes(&em->local) < before)
+            rc = emit_once(em, key, keylen, value);
+        else if (rc == MPMAP_OK)
+            rc = MPMAP_ENOMEM;
     }
     if (rc != MPMAP_OK) {
         if (!em->error) {
-            em->error = MPMAP_ENOMEM;
-            snprintf(em->message, sizeof em->message,
-                     "rank %d: keyed tables exceed the memory budget of %zu bytes (spilling to "
-                     "disk is not implemented; raise the budget or use more ranks)",
-                     em->rank, em->mem.budget);
+            em->error = rc == MPMAP_EIO ? MPMAP_EIO : MPMAP_ENOMEM;
+            if (em->spill.error[0])
+                snprintf(em->message, sizeof em->message, "%s", em->spill.error);
+            else if (em->spill.dir)
+                snprintf(em->message, sizeof em->message,
+                         "rank %d: the pairs of task %lld alone exceed the keyed memory budget "
+                         "of %zu bytes",
+                         em->rank, (long long)em->task, em->mem.budget);
+            else
+                snprintf(em->message, sizeof em->message,
+                         "rank %d: keyed tables exceed the memory budget of %zu bytes (give a "
+                         "spill directory, raise the budget or use more ranks)",
+                         em->rank, em->mem.budget);
         }
-        return MPMAP_ENOMEM;
+        return em->error;
     }
     em->pairs++;
     return MPMAP_OK;
@@ -198,6 +269,7 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
         (job->op == MPMAP_REDUCE_USER) ? job->fold_commutative != 0 : job->type != MPMAP_DOUBLE;
     em->sum64 = job->op == MPMAP_REDUCE_SUM && job->type == MPMAP_INT64 && job->value_size == 8;
     mpmap__ktab_init(&em->local, job->value_size, &em->mem);
+    mpmap__kspill_init(&em->spill, job->spill_dir, rank);
 
     /* 1. The map: the caller's schedule, no records, no checkpoint. */
     mpmap_config cfg;
@@ -213,43 +285,120 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
     code = mpmap_run(comm, &cfg, &mj, rep);
     result->pairs_emitted = em->pairs;
     if (code == MPMAP_ETASK) {
-        /* Over budget on some rank: say so with the right code. */
-        int over = em->error == MPMAP_ENOMEM, any = 0;
-        MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, comm);
-        if (any)
-            code = MPMAP_ENOMEM;
+        /* Over budget or a failed spill on some rank: say so with the right code. */
+        int mine = em->error == MPMAP_ENOMEM || em->error == MPMAP_EIO ? em->error : MPMAP_OK;
+        int worst = mpmap__keyed_agree(comm, mine);
+        if (worst != MPMAP_OK)
+            code = worst;
     }
 
-    /* 2. The shuffle to the owners. */
+    /* 2. The shuffle to the owners: the local table as it stands, or, once
+     * any rank has spilled, every rank's runs piece by piece. */
     mpmap__ktab own;
     mpmap__ktab_init(&own, job->value_size, &em->mem);
+    mpmap__kspill own_spill;
+    mpmap__kspill_init(&own_spill, job->spill_dir, rank);
     char msg[MPMAP_MESSAGE_MAX] = "";
-    if (code == MPMAP_OK && P == 1) {
+    /* Pieces of a quarter of the budget leave the owner's table the rest:
+     * once spilling is on, a local table larger than that is read back in
+     * pieces too. */
+    size_t piece = em->mem.budget / 4;
+    int spilled = 0;
+    int big = em->spill.dir && mpmap__ktab_bytes(&em->local) > piece;
+    if (code == MPMAP_OK)
+        MPI_Allreduce(&(int){ em->spill.nruns > 0 || big }, &spilled, 1, MPI_INT, MPI_MAX, comm);
+    if (code == MPMAP_OK && P == 1 && !spilled) {
         /* One rank owns every key: its table is the owner's, as it stands
          * (partials already in insertion order, sorted by task below). */
         result->partials_sent = (int64_t)em->local.nrecs;
         own = em->local;
         mpmap__ktab_init(&em->local, job->value_size, &em->mem);
+    } else if (code == MPMAP_OK && !spilled) {
+        code = mpmap__keyed_shuffle(comm, job, &em->local, em->combine, &own, &own_spill, result,
+                                    msg, sizeof msg);
     } else if (code == MPMAP_OK) {
-        code =
-            mpmap__keyed_shuffle(comm, job, &em->local, em->combine, &own, result, msg, sizeof msg);
+        int rc = MPMAP_OK;
+        if (em->spill.nruns > 0 || big) {
+            rc = mpmap__kspill_table(&em->spill, &em->local, job->value_size, false, -1);
+            mpmap__ktab_free(&em->local);
+            if (rc == MPMAP_OK && em->spill.nruns > 0)
+                rc = mpmap__krun_rewind(&em->spill, 0);
+        }
+        mpmap__kpiece_reader pr = { 0 };
+        for (bool first = true;; first = false) {
+            /* A piece is bounded by its run bytes, outside the budget,
+             * which is the owner's table's alone now. */
+            mpmap__kmem piece_mem = { .budget = SIZE_MAX };
+            mpmap__ktab loc;
+            mpmap__ktab_init(&loc, job->value_size, &piece_mem);
+            int more = 0;
+            if (rc == MPMAP_OK && em->spill.nruns == 0 && first) {
+                loc = em->local; /* this rank never spilled: its table is one piece */
+                mpmap__ktab_init(&em->local, job->value_size, &em->mem);
+                more = loc.nentries > 0;
+            } else if (rc == MPMAP_OK) {
+                more = mpmap__kspill_load_piece(&em->spill, piece, job->value_size, &pr, &loc,
+                                                &own, &own_spill, &rc);
+            }
+            code = mpmap__keyed_agree(comm, rc);
+            int any = 0;
+            if (code == MPMAP_OK)
+                MPI_Allreduce(&more, &any, 1, MPI_INT, MPI_MAX, comm);
+            if (code == MPMAP_OK && any)
+                code = mpmap__keyed_shuffle(comm, job, &loc, em->combine, &own, &own_spill,
+                                            result, msg, sizeof msg);
+            mpmap__ktab_free(&loc);
+            if (code != MPMAP_OK || !any)
+                break;
+        }
+        free(pr.pend.data);
+        if (rc != MPMAP_OK && !msg[0])
+            snprintf(msg, sizeof msg, "%s",
+                     em->spill.error[0] ? em->spill.error
+                                        : "a key's partials alone exceed the keyed memory budget");
     }
     mpmap__ktab_free(&em->local);
+    mpmap__kspill_free(&em->spill);
 
-    /* 3. The owners fold and sort; 4. rank 0 gathers and merges. */
+    /* 3. The owners fold and sort (merging their runs by key if they
+     * spilled); 4. rank 0 gathers and merges. */
     char *packed = NULL;
     size_t packed_len = 0;
+    int64_t owned = (int64_t)own.nentries;
     if (code == MPMAP_OK) {
-        int rc = mpmap__keyed_fold_and_pack(&own, job, &packed, &packed_len);
+        int rc;
+        if (own_spill.nruns > 0) {
+            rc = mpmap__kspill_table(&own_spill, &own, job->value_size, true, -1);
+            mpmap__ktab_free(&own);
+            mpmap__kpack pc = { .job = job, .x = malloc(job->value_size),
+                            .acc = malloc(job->value_size) };
+            if (rc == MPMAP_OK)
+                rc = pc.x && pc.acc ? mpmap__kspill_merge(&own_spill, job->value_size,
+                                                          mpmap__kspill_fold_packed, &pc)
+                                    : MPMAP_ENOMEM;
+            free(pc.refs);
+            free(pc.x);
+            free(pc.acc);
+            packed = pc.buf;
+            packed_len = pc.len;
+            owned = pc.keys;
+            if (rc != MPMAP_OK && own_spill.error[0])
+                snprintf(msg, sizeof msg, "%s", own_spill.error);
+        } else {
+            rc = mpmap__keyed_fold_and_pack(&own, job, &packed, &packed_len);
+        }
         if (rc == MPMAP_OK && packed_len > (size_t)INT_MAX)
             rc = MPMAP_EINVAL;
-        if (rc != MPMAP_OK)
-            snprintf(msg, sizeof msg, "rank %d: %s folding its %zu keys", rank,
+        if (rc != MPMAP_OK && !msg[0])
+            snprintf(msg, sizeof msg, "rank %d: %s folding its %lld keys", rank,
                      rc == MPMAP_EINVAL ? "more than 2 GiB of results" : "out of memory",
-                     own.nentries);
+                     (long long)owned);
         code = mpmap__keyed_agree(comm, rc);
     }
-    result->keys_owned = (int64_t)own.nentries;
+    result->spills = em->spill.written + own_spill.written;
+    result->spill_bytes = em->spill.bytes + own_spill.bytes;
+    mpmap__kspill_free(&own_spill);
+    result->keys_owned = owned;
     result->peak_bytes = em->mem.peak;
     mpmap__ktab_free(&own);
     if (code == MPMAP_OK) {

@@ -2,7 +2,8 @@
  * Internals of the keyed map-reduce (mpmap_keyed.h), shared by
  * keyed.c (the run: map phase, gather, result API), keyed_table.c (the hash
  * table of keys and partials, budget accounting) and keyed_shuffle.c
- * (routing to owners, Alltoallv rounds, owner fold in task order).
+ * (routing to owners, Alltoallv rounds, owner fold in task order) and
+ * keyed_spill.c (run files when a table reaches the budget, merged by key).
  */
 #ifndef MPMAP_KEYED_INTERNAL_H
 #define MPMAP_KEYED_INTERNAL_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- hash table of keys with (task, partial) lists ---------------------- */
 
@@ -63,6 +65,8 @@ uint64_t mpmap__keyed_hash(const void *key, size_t len);
 /* Bytewise order of keys, a shorter prefix first. */
 int mpmap__keyed_cmp(const char *a, size_t alen, const char *b, size_t blen);
 void mpmap__ktab_init(mpmap__ktab *t, size_t value_size, mpmap__kmem *mem);
+/* Bytes the table holds against the budget. */
+size_t mpmap__ktab_bytes(const mpmap__ktab *t);
 /* Frees the table's arrays and gives their bytes back to the budget. */
 void mpmap__ktab_free(mpmap__ktab *t);
 /* Finds key, or adds it (with no partials) when add; *e gets its index or
@@ -74,6 +78,85 @@ int mpmap__ktab_append(mpmap__ktab *t, int64_t e, int64_t task, const void *valu
 /* acc = acc (op) x, the job's fold. */
 void mpmap__keyed_fold(const mpmap_keyed_job *job, const void *x, void *acc);
 
+/* ---- keyed_spill.c ------------------------------------------------------- */
+
+/* One run file (unnamed: gone once closed) and its read cursor. */
+typedef struct mpmap__krun {
+    FILE *f;
+    int64_t entries;
+    size_t bytes;
+    int64_t left; /* entries not yet read back */
+} mpmap__krun;
+
+/* A rank's runs of one kind (its local table's, or its owned keys'). */
+typedef struct mpmap__kspill {
+    const char *dir; /* NULL: spilling is off */
+    int rank;
+    mpmap__krun *runs;
+    size_t nruns, capruns;
+    int64_t written; /* runs ever written, merges included */
+    size_t bytes;    /* bytes ever written */
+    char error[MPMAP_MESSAGE_MAX];
+} mpmap__kspill;
+
+/* One entry read back: key bytes, then n x (i64 task, value). */
+typedef struct mpmap__kentry_buf {
+    char *data;
+    size_t cap;
+    size_t keylen;
+    size_t n;
+} mpmap__kentry_buf;
+
+void mpmap__kspill_init(mpmap__kspill *s, const char *dir, int rank);
+/* Writes t's entries as a new run, sorted by key when sorted; a key's
+ * partial of task keep_task (>= 0) is left out (the caller keeps it).
+ * MPMAP_EIO/ENOMEM with s->error set. */
+int mpmap__kspill_table(mpmap__kspill *s, const mpmap__ktab *t, size_t value_size, bool sorted,
+                        int64_t keep_task);
+/* Reading run i from its start: next gives 1 and the entry, 0 at the end,
+ * or a negative MPMAP_E* code. */
+int mpmap__krun_rewind(mpmap__kspill *s, size_t i);
+int mpmap__krun_next(mpmap__kspill *s, size_t i, size_t value_size, mpmap__kentry_buf *b);
+void mpmap__kspill_close_run(mpmap__kspill *s, size_t i);
+/* Merges all (sorted) runs, calling emit once per key in key order with
+ * every partial of it. */
+int mpmap__kspill_merge(mpmap__kspill *s, size_t vs,
+                        int (*emit)(const char *key, size_t len, const char *partials, size_t n,
+                                    void *ctx),
+                        void *ctx);
+void mpmap__kspill_free(mpmap__kspill *s);
+
+/* Where a rank is in reading its runs back for the shuffle. */
+typedef struct mpmap__kpiece_reader {
+    size_t run;
+    mpmap__kentry_buf pend; /* an entry read but not yet taken */
+    bool has_pend;
+} mpmap__kpiece_reader;
+/* The next piece of sp's runs (up to `limit` table bytes) into loc, in run
+ * order; when the keys this rank owns leave no room, they go to own_spill
+ * first. Returns 1 when loc got anything; *code gets a failure. */
+int mpmap__kspill_load_piece(mpmap__kspill *sp, size_t limit, size_t vs, mpmap__kpiece_reader *pr,
+                             mpmap__ktab *loc, mpmap__ktab *own, mpmap__kspill *own_spill,
+                             int *code);
+
+/* The owner's fold after a spill: mpmap__kspill_merge's emit, packing each
+ * key as mpmap__keyed_fold_and_pack does. */
+typedef struct mpmap__kpart_ref {
+    int64_t task;
+    size_t index;
+} mpmap__kpart_ref;
+typedef struct mpmap__kpack {
+    const mpmap_keyed_job *job;
+    char *buf; /* the packed keys (the caller frees it) */
+    size_t len, cap;
+    int64_t keys;
+    mpmap__kpart_ref *refs;
+    size_t refcap;
+    void *x, *acc; /* value_size bytes each, aligned for a user's fold */
+} mpmap__kpack;
+int mpmap__kspill_fold_packed(const char *key, size_t len, const char *partials, size_t n,
+                              void *ctx);
+
 /* ---- keyed_shuffle.c ----------------------------------------------------- */
 
 /* Agrees on the worst code across ranks (codes are <= 0). Collective. */
@@ -81,7 +164,8 @@ int mpmap__keyed_agree(MPI_Comm comm, int code);
 /* Shuffles loc to the owners in rounds of job->round_bytes; fills own,
  * merging partials of different tasks when combine. Collective. */
 int mpmap__keyed_shuffle(MPI_Comm comm, const mpmap_keyed_job *job, mpmap__ktab *loc, bool combine,
-                         mpmap__ktab *own, mpmap_keyed_result *res, char *msg, size_t msglen);
+                         mpmap__ktab *own, mpmap__kspill *own_spill, mpmap_keyed_result *res,
+                         char *msg, size_t msglen);
 /* Folds every owned key's partials in task order and serialises the keys
  * sorted as (u64 keylen, key, value). *out is malloc'd. */
 int mpmap__keyed_fold_and_pack(mpmap__ktab *own, const mpmap_keyed_job *job, char **out,

@@ -41,37 +41,64 @@ static char *pack_entry(const mpmap__ktab *t, const mpmap__kentry *k, size_t vs,
     return p;
 }
 
-/* Takes received entries into the owner's table. */
+/* Takes partials [*i, n) of one received key into the owner's table. */
+static int take_key(mpmap__ktab *own, const char *key, uint64_t len, const char *parts, uint64_t n,
+                    uint64_t *i, const mpmap_keyed_job *job, bool combine)
+{
+    size_t vs = job->value_size;
+    int64_t e;
+    int rc = mpmap__ktab_find(own, key, len, mpmap__keyed_hash(key, len), true, &e);
+    while (rc == MPMAP_OK && *i < n) {
+        const char *p = parts + *i * (8 + vs);
+        int64_t task;
+        memcpy(&task, p, 8);
+        const mpmap__kentry *k = &own->entries[e];
+        if (combine && k->last >= 0)
+            mpmap__keyed_fold(job, p + 8, MPMAP__REC_VALUE(own, k->last));
+        else
+            rc = mpmap__ktab_append(own, e, task, p + 8, vs);
+        if (rc == MPMAP_OK)
+            ++*i; /* a partial that did not fit is taken again after the spill */
+    }
+    return rc;
+}
+
+/* Takes received entries into the owner's table. When it reaches the
+ * budget and spilling is on, the table goes to a sorted run and the entry
+ * goes on into an empty one (a key may then have partials in several runs:
+ * the final merge brings them together). A table holding no partial cannot
+ * be relieved that way: then the budget is too small, MPMAP_ENOMEM. */
 static int unpack(mpmap__ktab *own, const char *p, const char *end, const mpmap_keyed_job *job,
-                  bool combine)
+                  bool combine, mpmap__kspill *spill)
 {
     size_t vs = job->value_size;
     while (p < end) {
-        uint64_t len, n;
+        uint64_t len, n, i = 0;
         memcpy(&len, p, 8);
         memcpy(&n, p + 8, 8);
         const char *key = p + 16;
-        p = key + len;
-        int64_t e;
-        int rc = mpmap__ktab_find(own, key, len, mpmap__keyed_hash(key, len), true, &e);
+        int rc = MPMAP_OK;
+        if (n == 0) { /* a key whose partials went elsewhere: nothing to take */
+            p = key + len;
+            continue;
+        }
+        while ((rc = take_key(own, key, len, key + len, n, &i, job, combine)) == MPMAP_ENOMEM &&
+               spill && spill->dir && own->nrecs > 0) {
+            if ((rc = mpmap__kspill_table(spill, own, vs, true, -1)) != MPMAP_OK)
+                return rc;
+            mpmap__ktab_free(own);
+        }
         if (rc)
             return rc;
-        for (uint64_t i = 0; i < n; i++, p += 8 + vs) {
-            int64_t task;
-            memcpy(&task, p, 8);
-            const mpmap__kentry *k = &own->entries[e];
-            if (combine && k->last >= 0)
-                mpmap__keyed_fold(job, p + 8, MPMAP__REC_VALUE(own, k->last));
-            else if ((rc = mpmap__ktab_append(own, e, task, p + 8, vs)) != MPMAP_OK)
-                return rc;
-        }
+        p = key + len + n * (8 + vs);
     }
     return MPMAP_OK;
 }
 
 /* Shuffles loc to the owners in rounds; fills own. Collective. */
 int mpmap__keyed_shuffle(MPI_Comm comm, const mpmap_keyed_job *job, mpmap__ktab *loc, bool combine,
-                         mpmap__ktab *own, mpmap_keyed_result *res, char *msg, size_t msglen)
+                         mpmap__ktab *own, mpmap__kspill *own_spill, mpmap_keyed_result *res,
+                         char *msg, size_t msglen)
 {
     int P, rank;
     MPI_Comm_size(comm, &P);
@@ -108,13 +135,15 @@ int mpmap__keyed_shuffle(MPI_Comm comm, const mpmap_keyed_job *job, mpmap__ktab 
         int local = code;
         code = mpmap__keyed_agree(comm, code);
         if (code != MPMAP_OK) {
-            if (local != MPMAP_OK)
+            if (local != MPMAP_OK && own_spill && own_spill->error[0])
+                snprintf(msg, msglen, "%s", own_spill->error);
+            else if (local != MPMAP_OK)
                 snprintf(msg, msglen,
                          local == MPMAP_ENOMEM
                              ? "rank %d: out of memory or over the keyed memory budget in the "
-                               "shuffle (spilling to disk is not implemented)"
-                             : "rank %d: shuffle failed",
-                         rank);
+                               "shuffle%s"
+                             : "rank %d: shuffle failed%s",
+                         rank, own_spill && own_spill->dir ? "" : " (no spill directory given)");
             break;
         }
         int more = 0;
@@ -188,7 +217,7 @@ int mpmap__keyed_shuffle(MPI_Comm comm, const mpmap_keyed_job *job, mpmap__ktab 
             continue; /* the agreement at the top ends the loop */
         MPI_Alltoallv(sbuf, scount, sdispl, MPI_BYTE, rbuf, rcount, rdispl, MPI_BYTE, comm);
         if (code == MPMAP_OK)
-            code = unpack(own, rbuf, rbuf + rtotal, job, combine);
+            code = unpack(own, rbuf, rbuf + rtotal, job, combine, own_spill);
     }
     free(order);
     free(start);

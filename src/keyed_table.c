@@ -68,7 +68,7 @@ void mpmap__ktab_init(mpmap__ktab *t, size_t value_size, mpmap__kmem *mem)
     *t = (mpmap__ktab){ .rec_size = 16 + (value_size + 7) / 8 * 8, .mem = mem };
 }
 
-static size_t ktab_bytes(const mpmap__ktab *t)
+size_t mpmap__ktab_bytes(const mpmap__ktab *t)
 {
     return t->capentries * sizeof(mpmap__kentry) + t->capkeys + t->caprecs * t->rec_size +
            t->capindex * sizeof(mpmap__kslot);
@@ -77,7 +77,7 @@ static size_t ktab_bytes(const mpmap__ktab *t)
 void mpmap__ktab_free(mpmap__ktab *t)
 {
     if (t->mem)
-        t->mem->used -= ktab_bytes(t);
+        t->mem->used -= mpmap__ktab_bytes(t);
     free(t->entries);
     free(t->keys);
     free(t->recs);

@@ -7,12 +7,14 @@
  * order of additions changes the bits; a non-commutative user fold pins the
  * task order exactly.
  */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "mpmap_keyed.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int rank_, size_, failures_;
 
@@ -371,6 +373,91 @@ static void test_budget(void)
     mpmap_keyed_result_free(&res);
 }
 
+/* Tables over a small budget spill to run files: the results stay bitwise
+ * those of the serial definition for every fold, the spill directory is
+ * left empty, and a spill that cannot be written fails on every rank with
+ * a message naming the directory. */
+static void test_spill(void)
+{
+    char dir[64] = "";
+    if (rank_ == 0) {
+        snprintf(dir, sizeof dir, "/tmp/mpmap-keyed-spill-XXXXXX");
+        if (!mkdtemp(dir))
+            dir[0] = '\0';
+    }
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    CHECK(dir[0] != '\0', "mkdtemp failed");
+    if (!dir[0])
+        return;
+    tcase cases[] = {
+        { .kind = CASE_DSUM, .ntasks = 800, .value_size = 8, .fail_task = -1 },
+        { .kind = CASE_ISUM, .ntasks = 800, .value_size = 8, .fail_task = -1 },
+        { .kind = CASE_DMINMAX, .ntasks = 800, .value_size = 8, .fail_task = -1 },
+        { .kind = CASE_USER, .ntasks = 800, .value_size = 8, .fail_task = -1 },
+        { .kind = CASE_VEC, .ntasks = 400, .value_size = 16, .fail_task = -1 },
+    };
+    const size_t budgets[] = { 64 << 10, 192 << 10 };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tcase *c = &cases[i];
+        mpmap_keyed_job job = make_job(c);
+        expected ex = { 0 };
+        if (rank_ == 0)
+            ex = serial(c, &job);
+        MPI_Bcast(&ex.n, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        for (size_t b = 0; b < 2; b++) {
+            mpmap_config cfg;
+            mpmap_config_init(&cfg);
+            cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
+            cfg.chunk = 3;
+            job.budget = budgets[b];
+            job.round_bytes = 4096;
+            job.spill_dir = dir;
+            mpmap_keyed_result res;
+            mpmap_report rep;
+            int rc = mpmap_keyed_run(MPI_COMM_WORLD, &cfg, &job, &res, &rep);
+            char what[96];
+            snprintf(what, sizeof what, "spill case %zu budget %zu", i, budgets[b]);
+            CHECK(rc == MPMAP_OK, "%s: %s (%s)", what, mpmap_strerror(rc), rep.message);
+            if (rc == MPMAP_OK)
+                compare(what, &ex, &res, c->value_size);
+            long long spills = res.spills, all = 0;
+            MPI_Allreduce(&spills, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+            CHECK(all > 0 || b > 0, "%s: nothing was spilled", what);
+            CHECK(res.peak_bytes <= budgets[b], "%s: peak %zu over the budget", what,
+                  res.peak_bytes);
+            mpmap_keyed_result_free(&res);
+        }
+        if (rank_ == 0)
+            expected_free(&ex);
+    }
+    /* Unnamed run files: nothing is left in the directory. */
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", dir);
+        CHECK(system(cmd) == 0, "files left in the spill directory %s", dir);
+    }
+    /* A spill directory that does not exist. */
+    tcase c = { .kind = CASE_DSUM, .ntasks = 800, .value_size = 8, .fail_task = -1 };
+    mpmap_keyed_job job = make_job(&c);
+    job.budget = 64 << 10;
+    char missing[96];
+    snprintf(missing, sizeof missing, "%s/not-there", dir);
+    job.spill_dir = missing;
+    mpmap_config cfg;
+    mpmap_config_init(&cfg);
+    mpmap_keyed_result res;
+    mpmap_report rep;
+    int rc = mpmap_keyed_run(MPI_COMM_WORLD, &cfg, &job, &res, &rep);
+    CHECK(rc == MPMAP_EIO, "missing spill dir: got %s", mpmap_strerror(rc));
+    CHECK(strstr(rep.message, "not-there") != NULL, "missing spill dir message: '%s'",
+          rep.message);
+    mpmap_keyed_result_free(&res);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0)
+        rmdir(dir);
+}
+
 static void test_task_failure(void)
 {
     tcase c = { .kind = CASE_ISUM, .ntasks = 100, .value_size = 8, .fail_task = 42 };
@@ -419,6 +506,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i], names[i]);
     test_budget();
+    test_spill();
     test_task_failure();
     test_invalid();
 

@@ -9,7 +9,8 @@ and /count must equal it exactly, sorted by count descending then word, and
 be bitwise identical for -n 1, 2, 3, every schedule and several
 --task-bytes (tasks then cut words and whitespace runs at many places).
 Also: --fold-case, bad input (one line, exit 2, no file), the memory budget
-(exit 1 naming the budget).
+(tables over it spill to disk and give the same bytes; an unwritable spill
+directory is exit 1 naming it).
 """
 import collections
 import os
@@ -187,12 +188,36 @@ class WordCountTest(harness.TempDirCase):
         self.assertEqual(code, harness.EXIT_USAGE)
         harness.assert_one_line_error(self, APP, stderr, "--input")
 
-    def test_budget_exceeded_fails_cleanly(self):
+    def test_budget_exceeded_spills_and_gives_the_same_bytes(self):
+        """Word tables over --budget go to run files in --spill-dir (unnamed:
+        the directory stays empty) and are merged: the result is the
+        in-memory run's, bit for bit."""
+        ref = self.path("ref.h5")
+        code, _, stderr = harness.run_app(APP, 2, ["--input", self.corpus_dir, "--output", ref,
+                                                   "--quiet"], timeout=300)
+        self.assertEqual(code, 0, stderr)
+        spill = self.path("spill")
+        os.mkdir(spill)
         out = self.path("wc.h5")
+        code, stdout, stderr = harness.run_app(APP, 2, ["--input", self.corpus_dir, "--output",
+                                                        out, "--budget", "1", "--spill-dir",
+                                                        spill], timeout=300)
+        self.assertEqual(code, 0, stderr)
+        self.assertRegex(stdout, r"over --budget: \d+ run files")
+        a, b = harness.read_h5(ref), harness.read_h5(out)
+        self.assertTrue(harness.same_bits(a["/count"], b["/count"]))
+        self.assertEqual(a["/word"].tolist(), b["/word"].tolist())
+        self.assertEqual(a.attrs["total"], b.attrs["total"])
+        self.assertEqual(os.listdir(spill), [])
+
+    def test_unwritable_spill_dir_fails_cleanly(self):
+        out = self.path("wc.h5")
+        missing = self.path("no-such-dir")
         code, _, stderr = harness.run_app(APP, 2, ["--input", self.corpus_dir, "--output", out,
-                                                   "--budget", "1"], timeout=300)
+                                                   "--budget", "1", "--spill-dir", missing],
+                                          timeout=300)
         self.assertEqual(code, harness.EXIT_FAILED, stderr)
-        harness.assert_one_line_error(self, APP, stderr, "budget")
+        harness.assert_one_line_error(self, APP, stderr, "no-such-dir")
         self.assertFalse(os.path.exists(out))
 
 
