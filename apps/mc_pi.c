@@ -16,15 +16,10 @@
 #include <math.h>
 #include <stdio.h>
 
-/*
- * Chunks per rank the schedule is capped to. Guided's first chunk is half
- * the sweep at -n 2; capped at T/(32 P), every chunk's results reach rank 0,
- * the output and the checkpoint in short pieces, and the last chunks are
- * small enough to even the finish.
- */
+/* Chunks per rank the schedule is capped to (mpmap_app_spread_chunks):
+ * every chunk's results reach rank 0, the output and the checkpoint in
+ * short pieces, and the last chunks are small enough to even the finish. */
 #define MC_PI_CHUNKS_PER_RANK 32
-/* The runtime's own cap when max_chunk is 0: about 4 MiB of records. */
-#define MC_PI_MAX_CHUNK_RECORDS ((int64_t)(4 << 20) / (int64_t)sizeof(int64_t))
 
 /* pi to double precision; M_PI is not part of strict C17. */
 #define MC_PI_TRUE 3.14159265358979323846
@@ -89,10 +84,7 @@ static int mc_pi_setup(mpmap_app *app, void *ctx)
      * flag text alone leaves out defaults, which a later version might change. */
     snprintf(p->fingerprint, sizeof p->fingerprint, "samples=%lld tasks=%lld seed=%lld",
              (long long)r->samples, (long long)r->tasks, (long long)r->seed);
-    /* Results do not depend on chunking, so this only changes the balance. */
-    int64_t ranks = mpmap_app_size(app);
-    int64_t cap = (r->tasks + ranks * MC_PI_CHUNKS_PER_RANK - 1) / (ranks * MC_PI_CHUNKS_PER_RANK);
-    p->max_chunk = cap < MC_PI_MAX_CHUNK_RECORDS ? cap : MC_PI_MAX_CHUNK_RECORDS;
+    mpmap_app_spread_chunks(app, p, MC_PI_CHUNKS_PER_RANK, sizeof(int64_t));
     return 0;
 }
 
@@ -102,20 +94,16 @@ static int mc_pi_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
     (void)report;
     mc_pi_run *r = ctx;
     mc_pi_estimate(r->total_hits, r->samples, &r->pi, &r->std_error);
-    int rc = mpmap_app_attr_double(app, "pi", r->pi);
-    if (rc == 0)
-        rc = mpmap_app_attr_double(app, "std_error", r->std_error);
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "samples", r->samples);
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "hits", r->total_hits);
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "tasks", r->tasks);
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "seed", r->seed);
-    if (rc == 0)
-        rc = mpmap_app_attr_string(app, "kernel_path", mc_pi_path_name(mc_pi_best_path()));
-    return rc;
+    const mpmap_app_attr attrs[] = {
+        MPMAP_APP_DOUBLE("pi", r->pi),
+        MPMAP_APP_DOUBLE("std_error", r->std_error),
+        MPMAP_APP_INT64("samples", r->samples),
+        MPMAP_APP_INT64("hits", r->total_hits),
+        MPMAP_APP_INT64("tasks", r->tasks),
+        MPMAP_APP_INT64("seed", r->seed),
+        MPMAP_APP_STRING("kernel_path", mc_pi_path_name(mc_pi_best_path())),
+    };
+    return mpmap_app_attrs(app, attrs, sizeof attrs / sizeof attrs[0]);
 }
 
 static void mc_pi_print(mpmap_app *app, const mpmap_report *report, void *ctx)

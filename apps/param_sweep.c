@@ -7,15 +7,12 @@
  * stream to rank 0 in task order and into /result, whose shape is the grid
  * shape plus one record axis, with one coordinate per parameter. A point
  * that fails is recorded in /status and, under --on-error continue (the
- * default with --exec), its record is NaN and the sweep goes on.
- *
- * Task order is C order of the grid, so the tasks of one index along the
- * first axis (a "row") form one contiguous run: the app kit streams whole
- * rows into /result and /status. A single row may hold at most
- * PS_ROW_MAX_BYTES of records.
+ * default with --exec), its record is NaN and the sweep goes on. What is
+ * computed comes from the flags through param_config.h.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mpmap_app.h"
+#include "param_config.h"
 #include "param_eval.h"
 
 #include <math.h>
@@ -23,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest run of records buffered for one index of the first axis. */
-#define PS_ROW_MAX_BYTES ((int64_t)256 << 20)
 /* Most flags of the app's own (ps_flags). */
 #define PS_MAX_FLAGS 8
 /* Longest field name in /field. */
@@ -32,14 +27,8 @@
 
 typedef struct ps_sweep {
     mpmap_app_problem problem;
-    ps_eval eval;
-    /* flags */
-    mpmap_cli_strings specs;
-    const char *model_name;
-    int64_t length, record_length;
-    int record;
-    double dt, timeout;
-    ps_flags_seen seen;
+    ps_args args; /* the flags */
+    ps_eval eval; /* what is computed, from them */
     /* coordinates */
     double *axis_values[PARAM_GRID_MAX_PARAMS];
     char **field_names, *field_text;
@@ -86,66 +75,18 @@ static void ps_task_failed(mpmap_app *app, const mpmap_task_error *err, void *ct
     fflush(stderr);
 }
 
-/* The grid and the record length: every rank parses the same flags; with
- * --exec, rank 0 runs the first point once to learn the record length. */
-static int configure(mpmap_app *app, ps_sweep *s)
-{
-    ps_eval *e = &s->eval;
-    char msg[1024] = "";
-    param_grid_init(&e->grid);
-    param_model_options_init(&e->options);
-    e->options.length = s->length;
-    e->options.record = (param_record_kind)s->record;
-    e->options.dt = s->dt;
-    e->timeout = s->seen.timeout ? s->timeout : 0;
-    if (ps_eval_configure(e, &s->specs, s->model_name, &s->seen, msg, sizeof msg) != 0)
-        return mpmap_app_usage(app, "%s", msg);
-    int64_t answer[2] = { 0, e->record_length };
-    if (mpmap_app_rank(app) == 0 && e->command) {
-        if (s->seen.record_length)
-            answer[1] = s->record_length;
-        else if (ps_eval_probe(e, msg, sizeof msg) != 0)
-            answer[0] = 1;
-        else
-            answer[1] = e->record_length;
-    }
-    MPI_Bcast(answer, 2, MPI_INT64_T, 0, mpmap_app_comm(app));
-    e->record_length = answer[1];
-    if (answer[0])
-        return mpmap_app_usage(app, "%s", mpmap_app_rank(app) == 0 ? msg : "");
-    /* /result and /status: a record of doubles and a status per point. */
-    if (!mpmap_app_fits_in_memory(e->grid.npoints,
-                                  (size_t)e->record_length * sizeof(double) + sizeof(int32_t)))
-        return mpmap_app_usage(app, "--param: %lld grid points x %lld values per point do not "
-                                    "fit in memory",
-                               (long long)e->grid.npoints, (long long)e->record_length);
-    int64_t rows = e->grid.nparams > 0 ? e->grid.axes[0].count : 1;
-    int64_t row_points = e->grid.npoints / rows;
-    if (row_points > PS_ROW_MAX_BYTES / 8 / e->record_length)
-        return mpmap_app_usage(app,
-                               "--param: one index of the first parameter spans %lld points x %lld "
-                               "values, more than the %lld MiB write buffer; put the longest "
-                               "parameter first",
-                               (long long)row_points, (long long)e->record_length,
-                               (long long)(PS_ROW_MAX_BYTES >> 20));
-    if (e->command && !mpmap_app_on_error_given(app))
-        mpmap_app_config(app)->on_error = MPMAP_ON_ERROR_CONTINUE;
-    return 0;
-}
-
 static int ps_setup(mpmap_app *app, void *ctx)
 {
     ps_sweep *s = ctx;
-    int code = configure(app, s);
+    int code = ps_configure(app, &s->args, &s->eval);
     if (code != 0)
         return code;
     const ps_eval *e = &s->eval;
     mpmap_app_problem *p = &s->problem;
-    p->ntasks = e->grid.npoints;
     /* Without parameters the single point still gets an axis, so /status is
      * a dataset (the output has no 0-D datasets). */
-    p->task_dim = e->grid.nparams > 0 ? e->grid.axes[0].name : "point";
-    p->task_rank = e->grid.nparams > 1 ? e->grid.nparams : 0;
+    p->ntasks = 1;
+    p->task_dim = "point";
     for (int k = 0; k < e->grid.nparams; k++) {
         const param_axis *axis = &e->grid.axes[k];
         s->axis_values[k] = malloc((size_t)axis->count * sizeof(double));
@@ -155,11 +96,11 @@ static int ps_setup(mpmap_app *app, void *ctx)
         for (int64_t j = 0; j < axis->count; j++)
             s->axis_values[k][j] = param_axis_value(axis, j);
         snprintf(s->axis_long_names[k], sizeof s->axis_long_names[k], "parameter %s", axis->name);
-        p->task_shape[k] = axis->count;
-        p->task_dims[k] = axis->name;
-        p->coords[p->ncoords++] = (mpmap_app_coord){ .name = axis->name, .type = MPMAP_DOUBLE,
-                                                     .n = axis->count, .values = s->axis_values[k],
-                                                     .long_name = s->axis_long_names[k] };
+        code = mpmap_app_task_axis(app, p, &(mpmap_app_coord){
+            .name = axis->name, .type = MPMAP_DOUBLE, .n = axis->count,
+            .values = s->axis_values[k], .long_name = s->axis_long_names[k] });
+        if (code != 0)
+            return code;
     }
     /* /field names the record's fields, so xarray selects by name:
      * ds.result.sel(field="max_z"). */
@@ -195,39 +136,27 @@ static int ps_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
     const ps_sweep *s = ctx;
     const ps_eval *e = &s->eval;
     char *fields = ps_eval_fields_text(e);
-    char *parameters = ps_specs_text(&s->specs);
-    int rc = fields && parameters ? 0 : -1;
-    if (rc == 0)
-        rc = mpmap_app_attr_string(app, "fields", fields);
-    if (rc == 0)
-        rc = mpmap_app_attr_string(app, "parameters", parameters);
+    char *parameters = ps_specs_text(&s->args.specs);
+    bool linear = e->model && strcmp(e->model->name, "linear") == 0;
+    bool lorenz = e->model && strcmp(e->model->name, "lorenz") == 0;
+    const mpmap_app_attr none = MPMAP_APP_NO_ATTR, attrs[] = {
+        MPMAP_APP_STRING("fields", fields),
+        MPMAP_APP_STRING("parameters", parameters),
+        MPMAP_APP_INT64("record_length", e->record_length),
+        e->model ? MPMAP_APP_STRING("model", e->model->name) : none,
+        e->model ? MPMAP_APP_INT64("model_length", e->options.length) : none,
+        linear ? MPMAP_APP_STRING("model_record", e->options.record == PARAM_RECORD_SUMMARY
+                                                      ? "summary" : "vector") : none,
+        lorenz ? MPMAP_APP_DOUBLE("model_dt", e->options.dt) : none,
+        lorenz ? MPMAP_APP_INT64("model_burn_in", e->options.burn_in) : none,
+        e->command ? MPMAP_APP_STRING("command", e->command) : none,
+        e->command && e->timeout > 0 ? MPMAP_APP_DOUBLE("timeout", e->timeout) : none,
+        MPMAP_APP_INT64("failed_points", mpmap_app_failed_tasks(app)),
+        MPMAP_APP_STRING("param_sweep_mode", e->model ? "model" : "exec"),
+    };
+    int rc = fields && parameters ? mpmap_app_attrs(app, attrs, sizeof attrs / sizeof *attrs) : -1;
     free(fields);
     free(parameters);
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "record_length", e->record_length);
-    if (rc == 0 && e->model) {
-        rc = mpmap_app_attr_string(app, "model", e->model->name);
-        if (rc == 0)
-            rc = mpmap_app_attr_int64(app, "model_length", e->options.length);
-        if (rc == 0 && strcmp(e->model->name, "linear") == 0)
-            rc = mpmap_app_attr_string(app, "model_record",
-                                       e->options.record == PARAM_RECORD_SUMMARY ? "summary"
-                                                                                 : "vector");
-        if (rc == 0 && strcmp(e->model->name, "lorenz") == 0) {
-            rc = mpmap_app_attr_double(app, "model_dt", e->options.dt);
-            if (rc == 0)
-                rc = mpmap_app_attr_int64(app, "model_burn_in", e->options.burn_in);
-        }
-    }
-    if (rc == 0 && e->command) {
-        rc = mpmap_app_attr_string(app, "command", e->command);
-        if (rc == 0 && e->timeout > 0)
-            rc = mpmap_app_attr_double(app, "timeout", e->timeout);
-    }
-    if (rc == 0)
-        rc = mpmap_app_attr_int64(app, "failed_points", mpmap_app_failed_tasks(app));
-    if (rc == 0)
-        rc = mpmap_app_attr_string(app, "param_sweep_mode", e->model ? "model" : "exec");
     return rc;
 }
 
@@ -264,36 +193,37 @@ static const char *const record_names[] = { "vector", "summary", NULL };
 static size_t ps_flags(ps_sweep *s, mpmap_option *out)
 {
     const mpmap_option flags[] = {
-        { .name = "--param", .kind = MPMAP_OPT_STRING_LIST, .target = &s->specs,
+        { .name = "--param", .kind = MPMAP_OPT_STRING_LIST, .target = &s->args.specs,
           .metavar = "NAME=A:B:N|NAME=v1,v2,...",
           .help = "one grid axis: N values evenly spaced from A to B, or the listed values; "
                   "repeat for more axes (the first varies slowest)" },
-        { .name = "--model", .kind = MPMAP_OPT_STRING, .target = &s->model_name, .metavar = "NAME",
+        { .name = "--model", .kind = MPMAP_OPT_STRING, .target = &s->args.model_name,
+          .metavar = "NAME",
           .help = "built-in model to evaluate (listed above); or --exec" },
-        { .name = "--exec", .kind = MPMAP_OPT_STRING, .target = &s->eval.command,
+        { .name = "--exec", .kind = MPMAP_OPT_STRING, .target = &s->args.command,
           .metavar = "'COMMAND {NAME}...'",
           .help = "shell command run at every point, {NAME} replaced by the parameter's value; it "
                   "prints the record as whitespace-separated numbers; failed points go to "
                   "/status and the sweep continues unless --on-error stop" },
-        { .name = "--length", .kind = MPMAP_OPT_INT64, .target = &s->length, .metavar = "M",
+        { .name = "--length", .kind = MPMAP_OPT_INT64, .target = &s->args.length, .metavar = "M",
           .help = "model length: linear values, lorenz steps",
           .default_text = "linear 100, lorenz 10000", .min = 1, .max = INFINITY,
-          .seen = &s->seen.length },
-        { .name = "--record", .kind = MPMAP_OPT_CHOICE, .target = &s->record,
+          .seen = &s->args.seen.length },
+        { .name = "--record", .kind = MPMAP_OPT_CHOICE, .target = &s->args.record,
           .help = "linear: all M values, or mean,min,max,last", .default_text = "vector",
-          .choices = record_names, .seen = &s->seen.record },
-        { .name = "--dt", .kind = MPMAP_OPT_DOUBLE, .target = &s->dt, .metavar = "DT",
+          .choices = record_names, .seen = &s->args.seen.record },
+        { .name = "--dt", .kind = MPMAP_OPT_DOUBLE, .target = &s->args.dt, .metavar = "DT",
           .help = "lorenz: RK4 time step", .default_text = "0.01", .min = 0, .max = INFINITY,
-          .flags = MPMAP_OPT_EXCLUSIVE_MIN, .seen = &s->seen.dt },
-        { .name = "--record-length", .kind = MPMAP_OPT_INT64, .target = &s->record_length,
+          .flags = MPMAP_OPT_EXCLUSIVE_MIN, .seen = &s->args.seen.dt },
+        { .name = "--record-length", .kind = MPMAP_OPT_INT64, .target = &s->args.record_length,
           .metavar = "N",
           .help = "--exec: numbers per point (default: what the first point prints; it is run "
                   "once beforehand to learn it)",
-          .min = 1, .max = (double)PS_EXEC_MAX_RECORD, .seen = &s->seen.record_length },
-        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s->timeout, .metavar = "S",
+          .min = 1, .max = (double)PS_EXEC_MAX_RECORD, .seen = &s->args.seen.record_length },
+        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s->args.timeout, .metavar = "S",
           .help = "--exec: seconds a point may run before it is killed and fails",
           .default_text = "none", .min = 0, .max = INFINITY, .flags = MPMAP_OPT_EXCLUSIVE_MIN,
-          .seen = &s->seen.timeout },
+          .seen = &s->args.seen.timeout },
     };
     _Static_assert(sizeof flags / sizeof flags[0] <= PS_MAX_FLAGS, "raise PS_MAX_FLAGS");
     memcpy(out, flags, sizeof flags);
@@ -302,7 +232,7 @@ static size_t ps_flags(ps_sweep *s, mpmap_option *out)
 
 int main(int argc, char **argv)
 {
-    ps_sweep s = { .record = PARAM_RECORD_VECTOR, .dt = 0.01 };
+    ps_sweep s = { .args = { .record = PARAM_RECORD_VECTOR, .dt = 0.01 } };
     mpmap_option options[PS_MAX_FLAGS];
     size_t noptions = ps_flags(&s, options);
     ps_help_text(s.summary, sizeof s.summary);

@@ -342,12 +342,19 @@ int tl_write_tails(tl_list *s, mpmap_app *app)
         if (!err[t])
             err[t] = (char *)empty;
     }
-    /* A second handle on the open output file: the kit writes numbers only. */
+    /* A second handle on the open output file: the kit writes numbers only.
+     * HDF5 wants it opened with the same file locking as the kit's, which
+     * a --live output reopens without (its readers hold shared locks). */
     hid_t fid = -1;
     if (rc == 0) {
+        hid_t unlocked = H5Pcreate(H5P_FILE_ACCESS);
         H5E_BEGIN_TRY {
             fid = H5Fopen(mpmap_h5_partial_path(mpmap_app_h5(app)), H5F_ACC_RDWR, H5P_DEFAULT);
+            if (fid < 0 && unlocked >= 0 && H5Pset_file_locking(unlocked, 0, 1) >= 0)
+                fid = H5Fopen(mpmap_h5_partial_path(mpmap_app_h5(app)), H5F_ACC_RDWR, unlocked);
         } H5E_END_TRY;
+        if (unlocked >= 0)
+            H5Pclose(unlocked);
         rc = fid < 0 ? -1 : 0;
     }
     hid_t type = H5Tcopy(H5T_C_S1);

@@ -74,10 +74,18 @@ typedef enum mpmap_schedule {
     MPMAP_SCHEDULE_GUIDED = 0, /* chunk = max(C, ceil(remaining / P)) (default) */
     MPMAP_SCHEDULE_STATIC,     /* one contiguous block per rank, sizes differ by <= 1 */
     MPMAP_SCHEDULE_DYNAMIC,    /* fixed chunks of C tasks, first come first served */
-    MPMAP_SCHEDULE_FACTORING   /* FAC2: batches of P chunks, each batch half of what remains */
+    MPMAP_SCHEDULE_FACTORING,  /* FAC2: batches of P chunks, each batch half of what remains */
+    MPMAP_SCHEDULE_AWF_B,      /* adaptive weighted factoring, weights per batch */
+    MPMAP_SCHEDULE_AWF_C,      /* adaptive weighted factoring, weights per chunk */
+    MPMAP_SCHEDULE_AWF_D,      /* awf-b on whole chunk times (overhead included) */
+    MPMAP_SCHEDULE_AWF_E,      /* awf-c on whole chunk times (overhead included) */
+    MPMAP_SCHEDULE_AF,         /* adaptive factoring: per-rank mean and variance of task time */
+    MPMAP_SCHEDULE_AUTO        /* picks one of the above at the start of the run */
 } mpmap_schedule;
 
-/* Parses "guided", "static", "dynamic", "factoring"; returns 0 or MPMAP_EINVAL. */
+/* Parses a schedule's name (see mpmap_schedule_names: "guided", "static",
+ * "dynamic", "factoring", "awf-b", "awf-c", "awf-d", "awf-e", "af",
+ * "auto"); returns 0 or MPMAP_EINVAL. */
 int mpmap_schedule_from_name(const char *name, mpmap_schedule *out);
 const char *mpmap_schedule_name(mpmap_schedule schedule);
 /* Every schedule's name, in mpmap_schedule order, NULL-terminated (for

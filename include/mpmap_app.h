@@ -243,6 +243,92 @@ bool mpmap_app_fits_in_memory(int64_t count, size_t size);
 /* 64-bit FNV-1a of a byte range: names input data in fingerprints. */
 uint64_t mpmap_app_hash(const void *data, size_t n);
 
+/*
+ * Setup, collective: names an input matrix in problem->fingerprint,
+ * appending "LABEL=ROWSxCOLS:HASH" (after a space when it holds text
+ * already), so --resume refuses other data behind the same flags. Rank 0
+ * hashes its copy and sends the hash, so the other ranks need not read the
+ * data once more. 0, or -1 when the fingerprint is full.
+ */
+int mpmap_app_fingerprint_matrix(mpmap_app *app, mpmap_app_problem *problem, const char *label,
+                                 const double *data, int64_t rows, int64_t cols);
+
+/*
+ * Setup: the points given by a repeatable flag of comma-separated numbers
+ * ("--point 1,2.5"), as an m x cols matrix (malloc'd, *out; the caller
+ * frees it); no value given is one point, the origin. 0, or
+ * MPMAP_APP_USAGE with "FLAG: expected ..." naming the bad value
+ * (MPMAP_APP_FAILED when out of memory).
+ */
+int mpmap_app_points(mpmap_app *app, const char *flag, const mpmap_cli_strings *specs,
+                     int64_t cols, double **out, int64_t *m);
+
+/* The count values of a range flag (--widths A:B:K), malloc'd for a
+ * coordinate; NULL when out of memory. */
+double *mpmap_app_range_values(const mpmap_cli_range *range);
+
+/*
+ * Setup: appends one axis to the task grid, the first added varying
+ * slowest, with its coordinate (coord->name names the axis), and sets
+ * problem->ntasks to the grid's size. One axis is the task axis; more make a
+ * grid (task_rank). 0, or MPMAP_APP_USAGE with the message set beyond
+ * MPMAP_APP_MAX_DIMS axes or MPMAP_APP_MAX_COORDS coordinates.
+ */
+int mpmap_app_task_axis(mpmap_app *app, mpmap_app_problem *problem, const mpmap_app_coord *coord);
+
+/*
+ * Setup, for many cheap tasks: caps problem->max_chunk so that every rank
+ * gets about chunks_per_rank chunks — results then reach rank 0, the output
+ * and the checkpoint in short pieces, and the last chunks are small enough
+ * to even the finish (guided's first chunk is otherwise half the tasks at
+ * -n 2) — and never above the runtime's own cap of
+ * MPMAP_MAX_CHUNK_AUTO_BYTES of records of record_bytes each. Results do not
+ * depend on chunking, so this only changes the balance.
+ */
+void mpmap_app_spread_chunks(const mpmap_app *app, mpmap_app_problem *problem,
+                             int64_t chunks_per_rank, size_t record_bytes);
+
+/*
+ * Rank 0, in finish: root attributes from a table, written in order; the
+ * first failure stops and is returned. An entry without a name is skipped,
+ * so a table can hold attributes only some runs have:
+ *
+ *     const mpmap_app_attr attrs[] = {
+ *         MPMAP_APP_INT64("k", s->k),
+ *         s->model ? MPMAP_APP_STRING("model", s->model) : MPMAP_APP_NO_ATTR,
+ *     };
+ *     return mpmap_app_attrs(app, attrs, sizeof attrs / sizeof attrs[0]);
+ */
+typedef enum mpmap_app_attr_kind {
+    MPMAP_APP_ATTR_INT64 = 0,
+    MPMAP_APP_ATTR_DOUBLE,
+    MPMAP_APP_ATTR_STRING
+} mpmap_app_attr_kind;
+typedef struct mpmap_app_attr {
+    const char *name; /* NULL: skipped */
+    mpmap_app_attr_kind kind;
+    int64_t int64_value;
+    double double_value;
+    const char *string_value;
+} mpmap_app_attr;
+#define MPMAP_APP_INT64(n, v)                                                                     \
+    ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_INT64, .int64_value = (v) })
+#define MPMAP_APP_DOUBLE(n, v)                                                                    \
+    ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_DOUBLE, .double_value = (v) })
+#define MPMAP_APP_STRING(n, v)                                                                    \
+    ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_STRING, .string_value = (v) })
+#define MPMAP_APP_NO_ATTR ((mpmap_app_attr){ .name = NULL })
+int mpmap_app_attrs(mpmap_app *app, const mpmap_app_attr *attrs, size_t n);
+
+/*
+ * Rank 0, in finish: a whole dataset beside the fields (query points, a
+ * reference), described like a field but with all of its axes: /NAME of
+ * `rank` axes of sizes shape[k] named dims[k] (a coordinate of that name, or
+ * an index 0..n-1), with units and long_name when set; `keep` is ignored.
+ * 0 or non-zero (the output's error says why).
+ */
+int mpmap_app_write_array(mpmap_app *app, const mpmap_app_field *array, const void *data);
+
 #ifdef __cplusplus
 }
 #endif

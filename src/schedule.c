@@ -7,6 +7,7 @@
  */
 #include "schedule.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,18 @@ int mpmap__scheduler_next(mpmap__scheduler *s, int worker, int64_t *begin, int64
     if (worker < 0 || worker >= s->workers)
         return 0;
     return s->ops->next(s, worker, begin, end);
+}
+
+void mpmap__scheduler_observe(mpmap__scheduler *s, int worker, int64_t tasks, double compute,
+                              double elapsed)
+{
+    if (!s->ops->observe || worker < 0 || worker >= s->workers || tasks <= 0)
+        return;
+    /* Clocks of a loaded machine can step; a bad sample would skew every
+     * later chunk of an adaptive schedule, so it is dropped here, once. */
+    if (!isfinite(compute) || compute < 0 || !isfinite(elapsed))
+        return;
+    s->ops->observe(s, worker, tasks, compute, elapsed < compute ? compute : elapsed);
 }
 
 bool mpmap__scheduler_endgame(const mpmap__scheduler *s)

@@ -44,6 +44,12 @@ typedef struct mpmap__scheduler {
  *            nothing is left for that worker.
  *   endgame: whether so few tasks are left that handing them to a rank that
  *            asks while still busy could idle another rank at the end.
+ *   observe: feedback on a finished chunk of `worker` (may be NULL: the
+ *            schedule does not adapt). `tasks` were computed in `compute`
+ *            seconds of the worker's own time; `elapsed` (>= compute) is
+ *            the worker's time since its previous chunk finished, so it
+ *            also holds the wait for this chunk and the messages around it.
+ *            Times come in as arguments: schedules never read a clock.
  *   destroy: free s->state (may be NULL: nothing to free).
  */
 struct mpmap__schedule_ops {
@@ -52,6 +58,7 @@ struct mpmap__schedule_ops {
     int (*init)(mpmap__scheduler *s);
     int (*next)(mpmap__scheduler *s, int worker, int64_t *begin, int64_t *end);
     bool (*endgame)(const mpmap__scheduler *s);
+    void (*observe)(mpmap__scheduler *s, int worker, int64_t tasks, double compute, double elapsed);
     void (*destroy)(mpmap__scheduler *s);
 };
 
@@ -82,6 +89,14 @@ void mpmap__scheduler_destroy(mpmap__scheduler *s);
 /* The next chunk for `worker` (0..P-1): returns 1 and sets [*begin, *end),
  * or 0 when nothing is left for that worker. */
 int mpmap__scheduler_next(mpmap__scheduler *s, int worker, int64_t *begin, int64_t *end);
+
+/* Feedback on a finished chunk (see the ops' observe); called by the
+ * manager for every chunk that came back complete, before the worker's next
+ * chunk is chosen. Ignored for a worker out of range, no tasks, or times
+ * that are negative or not finite; an elapsed below compute counts as
+ * compute. */
+void mpmap__scheduler_observe(mpmap__scheduler *s, int worker, int64_t tasks, double compute,
+                              double elapsed);
 
 /* Few enough tasks left that a request made ahead (by a rank still busy)
  * is better answered once that rank is idle; see the ops' endgame. */

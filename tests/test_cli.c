@@ -37,7 +37,7 @@ typedef struct app {
     int samples_seen;
     int64_t odd;
     mpmap_cli_common common;
-    mpmap_option opts[16];
+    mpmap_option opts[8 + MPMAP_CLI_COMMON_COUNT];
     size_t nopts;
     char err[256];
 } app;
@@ -331,7 +331,8 @@ static void test_unknown_choice_lists_valid_values(void **state)
     assert_int_equal(run(a, ARGC(argv2), argv2), MPMAP_EINVAL);
     assert_contains(a->err, "--schedule");
     assert_contains(a->err, "'fast'");
-    assert_contains(a->err, "guided, static, dynamic or factoring");
+    assert_contains(a->err, "guided, static, dynamic, factoring, awf-b, awf-c, awf-d, awf-e, af "
+                            "or auto");
 }
 
 static void test_unknown_option_points_to_help(void **state)

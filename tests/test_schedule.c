@@ -270,7 +270,8 @@ static void test_complement_of_done_ranges(void **state)
 static void test_schedule_names_round_trip(void **state)
 {
     (void)state;
-    const char *names[] = { "guided", "static", "dynamic", "factoring" };
+    const char *names[] = { "guided", "static", "dynamic", "factoring", "awf-b",
+                            "awf-c",  "awf-d",  "awf-e",   "af",        "auto" };
     for (size_t i = 0; i < LEN(names); i++) {
         mpmap_schedule s;
         assert_int_equal(mpmap_schedule_from_name(names[i], &s), MPMAP_OK);
@@ -326,7 +327,10 @@ static void test_endgame_only_when_the_pool_is_nearly_empty(void **state)
     (void)state;
     /* Shared pools: at most one minimum chunk per worker left. */
     const mpmap_schedule pools[] = { MPMAP_SCHEDULE_GUIDED, MPMAP_SCHEDULE_DYNAMIC,
-                                     MPMAP_SCHEDULE_FACTORING };
+                                     MPMAP_SCHEDULE_FACTORING, MPMAP_SCHEDULE_AWF_B,
+                                     MPMAP_SCHEDULE_AWF_C, MPMAP_SCHEDULE_AWF_D,
+                                     MPMAP_SCHEDULE_AWF_E, MPMAP_SCHEDULE_AF,
+                                     MPMAP_SCHEDULE_AUTO };
     for (size_t i = 0; i < LEN(pools); i++) {
         mpmap__scheduler s;
         assert_int_equal(mpmap__scheduler_init(&s, pools[i], 100, 4, 5, 0), MPMAP_OK);

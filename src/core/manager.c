@@ -60,6 +60,14 @@ typedef struct own_chunk {
     bool exhausted;        /* the scheduler has nothing more for rank 0 */
 } own_chunk;
 
+/* What a rank's current chunk has cost so far, summed over its pieces until
+ * the one that completes it, in the rank's own clock. */
+typedef struct chunk_cost {
+    int64_t tasks;
+    double compute;      /* seconds the pieces took on the rank */
+    double last_finish;  /* when the rank's previous chunk finished (0: run start) */
+} chunk_cost;
+
 struct mpmap__manager {
     mpmap__run *r;
     int workers;           /* remote workers: ranks 1..size-1 */
@@ -72,6 +80,7 @@ struct mpmap__manager {
     bool *stopped;         /* worker was told STOP (or to cancel) */
     int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
     bool *deferred;        /* a request made ahead, answered once that worker is idle */
+    chunk_cost *costs;     /* per rank: feedback for adaptive schedules */
     mpmap__sends sends;
     mpmap__delivery delivery;
     own_chunk own;
@@ -159,6 +168,23 @@ static int slot_of_rank(const mpmap__manager *m, int rank)
     return m->computes ? rank : rank - 1;
 }
 
+static void chunk_cost_add(mpmap__manager *m, int rank, int64_t tasks, double seconds)
+{
+    m->costs[rank].tasks += tasks;
+    m->costs[rank].compute += seconds;
+}
+
+/* The rank's chunk is complete at `finish` (its clock): the scheduler hears
+ * what it cost before it picks that rank's next chunk. */
+static void chunk_cost_complete(mpmap__manager *m, int rank, double finish)
+{
+    chunk_cost *c = &m->costs[rank];
+    if (!m->stopping)
+        mpmap__scheduler_observe(&m->sched, slot_of_rank(m, rank), c->tasks, c->compute,
+                                 finish - c->last_finish);
+    *c = (chunk_cost){ .last_finish = finish };
+}
+
 /* Sends worker w its next chunk, or STOP. */
 static int assign(mpmap__manager *m, int w)
 {
@@ -217,8 +243,11 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
     }
     if (h.flags & MPMAP__RESULT_INTERRUPTED)
         manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
-    if (h.flags & MPMAP__RESULT_COMPLETE)
+    chunk_cost_add(m, source, h.end - h.begin, h.finish - h.start);
+    if (h.flags & MPMAP__RESULT_COMPLETE) {
+        chunk_cost_complete(m, source, h.finish);
         m->open_chunks[source]--;
+    }
     if ((h.flags & MPMAP__RESULT_REQUEST) && (h.flags & MPMAP__RESULT_AHEAD) &&
         pool_nearly_empty(m)) {
         /* The last few tasks go to whichever rank runs dry first, not to
@@ -347,6 +376,7 @@ static int own_slice(mpmap__manager *m)
     mpmap_range rg = o->ranges[o->index];
     int64_t len = o->slice_len < rg.end - o->pos ? o->slice_len : rg.end - o->pos;
     char *out = o->buffer + (size_t)(o->pos - rg.begin) * rs;
+    int64_t from = o->pos;
     double t = mpmap__now();
     mpmap_task_error err;
     int64_t ok = mpmap__run_map(r->job, o->pos, o->pos + len, out, &err);
@@ -374,6 +404,7 @@ static int own_slice(mpmap__manager *m)
         if (r->job->task_failed)
             r->job->task_failed(&err, r->job->context);
     }
+    chunk_cost_add(m, 0, o->pos - from, o->last_slice);
     if (o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval)
         own_flush(m, o->pos);
     if (o->pos == rg.end) {
@@ -381,6 +412,7 @@ static int own_slice(mpmap__manager *m)
         o->index++;
         if (o->index < o->count)
             return own_start_range(m);
+        chunk_cost_complete(m, 0, MPI_Wtime() - r->t0);
     }
     return MPMAP_OK;
 }
@@ -427,7 +459,8 @@ static int manager_setup(mpmap__manager *m, mpmap__run *r, char *err, size_t err
     m->stopped = calloc((size_t)r->size, sizeof *m->stopped);
     m->open_chunks = calloc((size_t)r->size, sizeof *m->open_chunks);
     m->deferred = calloc((size_t)r->size, sizeof *m->deferred);
-    if (!m->stopped || !m->open_chunks || !m->deferred) {
+    m->costs = calloc((size_t)r->size, sizeof *m->costs);
+    if (!m->stopped || !m->open_chunks || !m->deferred || !m->costs) {
         snprintf(err, errlen, "out of memory");
         return MPMAP_ENOMEM;
     }
@@ -485,6 +518,7 @@ void mpmap__manager_destroy(mpmap__manager *m)
     free(m->stopped);
     free(m->open_chunks);
     free(m->deferred);
+    free(m->costs);
     free(m->own.ranges);
     free(m->own.buffer);
     free(m->own.status);

@@ -7,8 +7,10 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "app_common.h"
+#include "h5_internal.h"
 #include "kit_internal.h"
 #include "progress.h"
+#include "status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@ struct mpmap_app {
     int code;                       /* set by mpmap_app_usage / _failure */
     char message[APP_MESSAGE_MAX];  /* "" when already printed */
     kit_fields fields;              /* rank 0 */
+    kit_status status;              /* rank 0: OUT.status while the run lives */
     /* --on-error's default, a distinct object: after parsing, the flag's
      * value points here only when it was not given. */
     char on_error_unset[8];
@@ -101,12 +104,16 @@ static void kit_task_failed(const mpmap_task_error *err, void *ctx)
 
 static int kit_trace(const mpmap_trace_entry *entry, void *ctx)
 {
+    kit_status_chunk(&((mpmap_app *)ctx)->status, entry);
     return app_trace(entry, &((mpmap_app *)ctx)->a);
 }
 
 static void kit_progress(const mpmap_progress_info *info, void *ctx)
 {
-    app_progress(&((mpmap_app *)ctx)->a, info);
+    mpmap_app *k = ctx;
+    kit_status_update(&k->status, info, k->fields.failed);
+    (void)kit_fields_live_tick(&k->fields); /* a failure stops the run at the next sink */
+    app_progress(&k->a, info);
 }
 
 /* Rank 0: e.g. a damaged checkpoint, before any work ("NAME: warning: ..."). */
@@ -126,6 +133,7 @@ static void kit_stopping(int status, void *ctx)
 {
     (void)status;
     mpmap_app *k = ctx;
+    kit_status_close(&k->status); /* the run is over for whoever watches */
     if (!k->a.h5)
         return;
     mpmap_h5_discard(k->a.h5);
@@ -168,6 +176,9 @@ static int create_output(mpmap_app *k)
     mpmap_app_problem *p = k->def->problem;
     if (app_create_output(&k->a, k->message, sizeof k->message) != 0)
         return MPMAP_APP_FAILED;
+    /* --live: before anything is created in it (h5_live.c). */
+    if (k->a.common.live && h5__live_format(k->a.h5) != 0)
+        return app_output_failed(&k->a, k->message, sizeof k->message);
     int code = kit_fields_open(&k->fields, k->a.h5, p, k->message, sizeof k->message);
     if (code == MPMAP_APP_FAILED)
         app_output_failed(&k->a, k->message, sizeof k->message);
@@ -179,8 +190,12 @@ static int create_output(mpmap_app *k)
 static int write_results(mpmap_app *k, mpmap_report *report)
 {
     const mpmap_app_def *d = k->def;
+    /* The task counts let a reader (mpmap-status) describe any finished
+     * output without knowing its app. */
     if (kit_fields_close(&k->fields) != 0 || (d->finish && d->finish(k, report, d->context) != 0) ||
-        app_write_provenance(&k->a, report, 0, NULL, NULL) != 0) {
+        app_write_provenance(&k->a, report, 0, NULL, NULL) != 0 ||
+        mpmap_app_attr_int64(k, "mpmap_tasks", report->tasks_total) != 0 ||
+        mpmap_app_attr_int64(k, "mpmap_tasks_failed", report->tasks_failed) != 0) {
         app_output_failed(&k->a, report->message, sizeof report->message);
         return MPMAP_EHDF5;
     }
@@ -226,6 +241,8 @@ static int run(mpmap_app *k)
         job.task_failed = kit_task_failed;
     job.notice = kit_notice;
     job.stopping = kit_stopping;
+    if (k->a.rank == 0)
+        kit_status_start(&k->status, p->ntasks, k->a.config.manager_computes || k->a.size == 1);
     mpmap_report report;
     int status = mpmap_run(k->a.comm, &k->a.config, &job, &report);
     if (k->a.rank == 0 && status == MPMAP_OK)
@@ -265,6 +282,9 @@ int mpmap_app_main(int argc, char **argv, const mpmap_app_def *def)
     k->def = def;
     app_init(&k->a, def->name, &argc, &argv);
     int code = parse_and_check(k);
+    if (code < 0 && k->a.rank == 0) /* the output's lock is held from here on */
+        kit_status_open(&k->status, def->name, k->a.common.output, k->a.size,
+                        k->a.config.progress_interval);
     if (code < 0) {
         k->code = 0;
         k->message[0] = '\0';
@@ -279,6 +299,7 @@ int mpmap_app_main(int argc, char **argv, const mpmap_app_def *def)
         mpmap_h5_discard(k->a.h5);
     if (k->a.rank == 0)
         kit_fields_free(&k->fields);
+    kit_status_close(&k->status);
     if (def->cleanup)
         def->cleanup(def->context);
     code = app_exit(&k->a, code);

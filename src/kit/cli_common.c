@@ -61,6 +61,10 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
           .help = "seconds between progress lines", .default_text = common->interval_default,
           .min = 0, .max = INFINITY,
           .flags = MPMAP_OPT_EXCLUSIVE_MIN | MPMAP_OPT_NO_FINGERPRINT },
+        { .name = "--live", .kind = MPMAP_OPT_FLAG, .target = &common->live,
+          .help = "let other programs read OUTPUT.partial while the run writes it (HDF5 "
+                  "SWMR; its /tasks_delivered counts the leading tasks done)",
+          .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
     memcpy(out, table, sizeof table);
     return MPMAP_CLI_COMMON_COUNT;

@@ -8,8 +8,13 @@
  * row, which is the dataset's layout, so one block is one HDF5 write per
  * field however small the chunks are (--schedule dynamic --chunk 1 must not
  * turn into one write per task).
+ *
+ * A live output (--live, h5_live.c) also gets what the block holds about
+ * once a second, and the count of tasks in the file, so readers follow the
+ * run; the block itself is kept until it is full, as without --live.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "h5_internal.h"
 #include "kit_internal.h"
 
 #include <math.h>
@@ -206,7 +211,44 @@ int kit_fields_open(kit_fields *w, mpmap_h5 *h5, const mpmap_app_problem *p, cha
             (p->status_codes && mpmap_h5_attr_string(h5, "/status", "codes", p->status_codes) != 0))
             return MPMAP_APP_FAILED;
     }
-    return write_coords(h5, p, true);
+    /* A live file is complete in structure from here on (SWMR). */
+    if (write_coords(h5, p, true) != 0 || h5__live_start(h5) != 0)
+        return MPMAP_APP_FAILED;
+    return 0;
+}
+
+static int64_t delivered(const kit_fields *w)
+{
+    return w->block_first * w->row_tasks + w->block_count;
+}
+
+/* A live file: writes the held tasks (a row of a grid that is not complete
+ * yet padded with zeros, overwritten when it is) without emptying the
+ * block, then publishes the count. */
+static int live_sync(kit_fields *w)
+{
+    int64_t rows = (w->block_count + w->row_tasks - 1) / w->row_tasks;
+    int64_t pad = rows * w->row_tasks - w->block_count;
+    for (int i = 0; rows > 0 && i < w->problem->nfields; i++) {
+        memset(w->block[i] + (size_t)w->block_count * w->row_bytes[i], 0,
+               (size_t)pad * w->row_bytes[i]);
+        if (mpmap_h5_dataset_write_rows(w->ds[i], w->block_first, rows, w->block[i]) != 0)
+            return -1;
+    }
+    if (rows > 0 && w->status_ds) {
+        memset(w->block_status + w->block_count, 0, (size_t)pad * sizeof(int32_t));
+        if (mpmap_h5_dataset_write_rows(w->status_ds, w->block_first, rows, w->block_status) != 0)
+            return -1;
+    }
+    return h5__live_publish(w->h5, delivered(w)) != 0 ? -1 : 0;
+}
+
+int kit_fields_live_tick(kit_fields *w)
+{
+    if (!w->problem)
+        return 0;
+    int due = h5__live_due(w->h5, delivered(w));
+    return due < 0 ? -1 : due > 0 ? live_sync(w) : 0;
 }
 
 /* Writes the held rows of every field and empties the block. */
@@ -265,7 +307,7 @@ int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32
         if (mpmap_h5_dataset_write_rows(w->ds[0], begin, end - begin, records) != 0)
             return -1;
         w->block_first = end;
-        return 0;
+        return kit_fields_live_tick(w);
     }
     for (int64_t t = begin; t < end; t++) {
         const char *rec = in + (size_t)(t - begin) * p->record_size;
@@ -286,12 +328,15 @@ int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32
         if (w->block_count == rows * w->row_tasks && kit_fields_flush(w) != 0)
             return -1;
     }
-    return 0;
+    return kit_fields_live_tick(w);
 }
 
 int kit_fields_close(kit_fields *w)
 {
     int rc = kit_fields_flush(w);
+    /* Live readers see the whole count before the file leaves SWMR mode. */
+    if (rc == 0 && w->h5 && h5__live_publish(w->h5, delivered(w)) != 0)
+        rc = -1;
     for (int i = 0; i < MPMAP_APP_MAX_FIELDS; i++) {
         if (w->ds[i] && mpmap_h5_dataset_close(w->ds[i]) != 0)
             rc = -1;
@@ -304,6 +349,10 @@ int kit_fields_close(kit_fields *w)
     w->status_ds = NULL;
     free(w->block_status);
     w->block_status = NULL;
+    /* What follows (the app's summary, provenance) creates objects and
+     * attributes, which a file in SWMR mode cannot. */
+    if (rc == 0 && w->h5 && h5__live_end(w->h5) != 0)
+        rc = -1;
     return rc;
 }
 

@@ -178,6 +178,11 @@ int mpmap_h5_dataset_create(mpmap_h5 *f, const char *path, hid_t type, int rank,
     if (rc == 0) {
         if ((lcpl = h5__make_lcpl()) < 0 ||
             h5__make_plists(rank, hdims, NULL, h5__kind_size(kind), &dcpl, &dapl) < 0 ||
+            /* A live file's small datasets get their storage now: allocating
+             * it at the first write would change their object header while
+             * readers watch (under SWMR only raw data may change). */
+            (f->live.on && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
+             H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0) ||
             (space = H5Screate_simple(rank, hdims, NULL)) < 0 ||
             (ds = H5Dcreate2(f->file, abs, h5__kind_file_type(kind), space, lcpl, dcpl, dapl)) < 0)
             rc = h5__fail(f, MPMAP_EHDF5, "cannot create dataset '%s'", abs);

@@ -90,6 +90,7 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
     snprintf(f->partial_path, len + sizeof ".partial", "%s.partial", final_path);
     f->force = force;
     h5__trace_init(&f->trace);
+    h5__live_init(&f->live);
 
     h5__quiet q;
     h5__quiet_begin(&q);
@@ -134,7 +135,7 @@ const char *mpmap_h5_final_path(const mpmap_h5 *f)
 
 /* Closes every id the handle owns, datasets first, then the trace columns in
  * reverse order of creation, then the file. Returns the first close failure. */
-static int close_all(mpmap_h5 *f)
+int h5__close_all(mpmap_h5 *f)
 {
     int rc = 0;
     while (f->datasets) {
@@ -146,6 +147,7 @@ static int close_all(mpmap_h5 *f)
     int trc = h5__trace_close(f);
     if (rc == 0)
         rc = trc;
+    h5__live_close(f);
 
     if (f->file >= 0) {
         /* With the default (weak) close degree, HDF5 keeps the file open while
@@ -186,7 +188,7 @@ static void free_handle(mpmap_h5 *f)
  * is pointed at an anonymous in-memory file, where HDF5's closing writes
  * succeed and vanish; the partial file on disk is removed by the caller.
  */
-static void discard_storage(mpmap_h5 *f)
+void h5__discard_storage(mpmap_h5 *f)
 {
     void *handle = NULL;
     if (f->file < 0 || H5Fget_vfd_handle(f->file, H5P_DEFAULT, &handle) < 0 || !handle)
@@ -248,7 +250,7 @@ static hsize_t unallocated_bytes(hid_t ds)
 
 /*
  * HDF5 1.10 cannot close a file whose metadata flush failed (see
- * discard_storage), so the commit makes sure the disk can take everything
+ * h5__discard_storage), so the commit makes sure the disk can take everything
  * the flush may write before it starts: the file's blocks, the storage its
  * datasets still lack and some slack are allocated up front (without
  * changing the file's size). On a full disk that fails cleanly, with
@@ -277,12 +279,8 @@ static int ensure_space(mpmap_h5 *f)
     return 0;
 }
 
-int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
+int h5__settle(mpmap_h5 *f)
 {
-    if (!f)
-        return h5__fail_buf(err, errlen, MPMAP_EINVAL, "mpmap_h5_commit: no file");
-    h5__quiet q;
-    h5__quiet_begin(&q);
     int rc = f->status;
     if (rc == 0)
         rc = h5__trace_flush(f);
@@ -291,8 +289,18 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
     if (f->file >= 0 && rc == 0 && H5Fflush(f->file, H5F_SCOPE_GLOBAL) < 0)
         rc = h5__fail(f, MPMAP_EHDF5, "cannot flush '%s'", f->partial_path);
     if (rc != 0)
-        discard_storage(f);
-    int crc = close_all(f);
+        h5__discard_storage(f);
+    return rc;
+}
+
+int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
+{
+    if (!f)
+        return h5__fail_buf(err, errlen, MPMAP_EINVAL, "mpmap_h5_commit: no file");
+    h5__quiet q;
+    h5__quiet_begin(&q);
+    int rc = h5__settle(f);
+    int crc = h5__close_all(f);
     if (rc == 0)
         rc = crc;
     h5__quiet_end(&q);
@@ -341,7 +349,7 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
 void mpmap_h5_discard(mpmap_h5 *f)
 {
     if (f)
-        discard_storage(f);
+        h5__discard_storage(f);
 }
 
 void mpmap_h5_abort(mpmap_h5 *f)
@@ -350,8 +358,8 @@ void mpmap_h5_abort(mpmap_h5 *f)
         return;
     h5__quiet q;
     h5__quiet_begin(&q);
-    discard_storage(f);
-    (void)close_all(f);
+    h5__discard_storage(f);
+    (void)h5__close_all(f);
     h5__quiet_end(&q);
     (void)unlink(f->partial_path);
     free_handle(f);

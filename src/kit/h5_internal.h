@@ -11,9 +11,12 @@
  *   h5_provenance.c  provenance attributes and the quoted command line
  *   h5_trace.c       the /trace group
  *   h5_read.c        reading FILE.h5:/DATASET input matrices
+ *   h5_live.c        --live: the output readable while it is written (SWMR)
  *
  * Shared internal functions are named h5__*; everything else stays static in
- * its file. Only rank 0 calls any of this.
+ * its file. Only rank 0 calls any of this. The h5__live_* functions are also
+ * called by the kit (app.c, fields.c): --live is an option of the kit's
+ * output, not of the public mpmap_h5 API.
  */
 #ifndef MPMAP_H5_INTERNAL_H
 #define MPMAP_H5_INTERNAL_H
@@ -46,6 +49,19 @@ typedef struct h5__trace {
     double finish[MPMAP_H5_TRACE_BUFFER];
 } h5__trace;
 
+/*
+ * A live output (--live): written in the HDF5 1.10 format and, while the run
+ * goes on, in SWMR mode, so other processes can read it. /tasks_delivered
+ * (scalar int64) says how many leading tasks are in the file for good.
+ */
+typedef struct h5__live {
+    int on;          /* the file is in the SWMR-capable format */
+    int swmr;        /* SWMR writing has started and not ended */
+    hid_t delivered; /* /tasks_delivered, open while swmr */
+    double last;       /* monotonic time of the last publication */
+    int64_t published; /* the count it published */
+} h5__live;
+
 struct mpmap_h5 {
     hid_t file;
     int force;
@@ -56,6 +72,7 @@ struct mpmap_h5 {
     char *partial_path;
     mpmap_h5_dataset *datasets; /* open dataset handles, closed by commit/abort */
     h5__trace trace;
+    h5__live live;
 };
 
 struct mpmap_h5_dataset {
@@ -147,12 +164,58 @@ int h5__set_cf_attrs(mpmap_h5 *f, hid_t obj, const char *path, const char *units
 int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_kind kind,
                 size_t n, const void *value);
 
+/* ---- h5_file.c: the file's life ---------------------------------------- */
+
+/* Closes every id the handle owns and the file; the first close failure. */
+int h5__close_all(mpmap_h5 *f);
+/* Points the file's descriptor at an anonymous in-memory file (a file to be
+ * thrown away: its closing writes cannot fail on a full disk). */
+void h5__discard_storage(mpmap_h5 *f);
+/* Flushes the trace and then the whole file after making sure the disk can
+ * take what the flush writes; on failure the storage is discarded. */
+int h5__settle(mpmap_h5 *f);
+
 /* ---- h5_trace.c: the /trace group -------------------------------------- */
 
 void h5__trace_init(h5__trace *t);
+/* Creates the (empty) trace group and columns now rather than with the
+ * first entry: a live file cannot create objects once SWMR writing runs. */
+int h5__trace_create(mpmap_h5 *f);
+/* Opens the trace's group and columns again (the file was reopened). */
+int h5__trace_reopen(mpmap_h5 *f);
 /* Appends the buffered trace rows to the file. */
 int h5__trace_flush(mpmap_h5 *f);
 /* Closes the trace ids; returns the first close failure. */
 int h5__trace_close(mpmap_h5 *f);
+
+/* ---- h5_live.c: --live --------------------------------------------------- */
+
+/* Seconds between two publications of a live file. */
+#define H5__LIVE_INTERVAL 1.0
+
+void h5__live_init(h5__live *l);
+/* Right after mpmap_h5_create, before anything but root attributes exists:
+ * makes the new file SWMR-capable (it is created again in the 1.10 format,
+ * its root attributes carried over). */
+int h5__live_format(mpmap_h5 *f);
+/* After every object the run writes into has been created: creates
+ * /tasks_delivered (0) and the trace, then starts SWMR writing. A no-op for
+ * a file that is not live. */
+int h5__live_start(mpmap_h5 *f);
+/* Whether a live file is due for a publication: 1 when `delivered` differs
+ * from the count last published, H5__LIVE_INTERVAL after it; -1 when writing
+ * it has failed (the run is to stop); 0 otherwise and for any other file. */
+int h5__live_due(const mpmap_h5 *f, int64_t delivered);
+/* Flushes the open datasets, then records that tasks [0, delivered) are in
+ * the file and final: readers never see a count ahead of the data. 0 for a
+ * file that is not live. */
+int h5__live_publish(mpmap_h5 *f, int64_t delivered);
+/* Ends SWMR writing: settles and closes the file, opens it again for
+ * ordinary writing (what follows creates objects and attributes) and removes
+ * what only the live file had (/tasks_delivered, an empty trace). The open
+ * dataset handles stay valid. 0 for a file that is not live. */
+int h5__live_end(mpmap_h5 *f);
+/* Closes the live file's own ids (part of closing the file). */
+void h5__live_close(mpmap_h5 *f);
 
 #endif

@@ -35,7 +35,7 @@ static const char *const trace_paths[TRACE_NDS] = {
     "/trace/chunk", "/trace/begin", "/trace/end", "/trace/rank", "/trace/start", "/trace/finish",
 };
 
-static int trace_create(mpmap_h5 *f)
+int h5__trace_create(mpmap_h5 *f)
 {
     h5__trace *t = &f->trace;
     static const char *const long_names[TRACE_NDS] = {
@@ -75,6 +75,17 @@ static int trace_create(mpmap_h5 *f)
     }
     t->created = 1; /* ids are closed by h5__trace_close even when creation failed */
     return rc;
+}
+
+int h5__trace_reopen(mpmap_h5 *f)
+{
+    h5__trace *t = &f->trace;
+    if ((t->group = H5Gopen2(f->file, "/trace", H5P_DEFAULT)) < 0)
+        return h5__fail(f, MPMAP_EHDF5, "cannot open group '/trace'");
+    for (int i = 0; i < TRACE_NDS; i++)
+        if ((t->ds[i] = H5Dopen2(f->file, trace_paths[i], H5P_DEFAULT)) < 0)
+            return h5__fail(f, MPMAP_EHDF5, "cannot open '%s'", trace_paths[i]);
+    return 0;
 }
 
 /* Grows every trace dataset by the buffered rows and writes them. The
@@ -124,7 +135,7 @@ int mpmap_h5_trace_append(mpmap_h5 *f, const mpmap_trace_entry *entry)
     h5__quiet q;
     h5__quiet_begin(&q);
     if (!t->created)
-        rc = trace_create(f);
+        rc = h5__trace_create(f);
     if (rc == 0 && t->buffered == MPMAP_H5_TRACE_BUFFER)
         rc = h5__trace_flush(f);
     if (rc == 0) {

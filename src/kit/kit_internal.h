@@ -32,6 +32,9 @@ int kit_fields_open(kit_fields *w, mpmap_h5 *h5, const mpmap_app_problem *p, cha
 int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32_t *status,
                     void *context);
 int kit_fields_flush(kit_fields *w);
+/* A live output (--live): publishes the tasks delivered so far when it is
+ * due (about once a second); a no-op otherwise. 0 or -1. */
+int kit_fields_live_tick(kit_fields *w);
 /* Flushes and closes the datasets (kept data stays); 0 or -1. */
 int kit_fields_close(kit_fields *w);
 /* Closes the datasets unwritten (a failed run: the file is removed next). */

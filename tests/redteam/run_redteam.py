@@ -293,13 +293,15 @@ def check_files(d, out, left, before):
     what was there before."""
     names = {"out": os.path.basename(out), "partial": os.path.basename(out) + ".partial",
              "ckpt": os.path.basename(out) + ".ckpt", "lock": os.path.basename(out) + ".lock",
-             "legs": os.path.basename(out) + ".legs"}
+             "legs": os.path.basename(out) + ".legs", "status": os.path.basename(out) + ".status"}
     present = set(os.listdir(d))
     for kind, name in names.items():
         # The lock file goes with the last rank 0 that held it: after a kill
         # that leaves OUT.partial behind it may stay too (a dead run's lock
         # holds nothing; the next run takes it over).
-        default = None if kind == "lock" and left.get("partial", False) is None else False
+        # So may its OUT.status, which only a live lock makes current.
+        default = (None if kind in ("lock", "status") and left.get("partial", False) is None
+                   else False)
         # The legs of a run wait beside its checkpoint for the leg that
         # finishes it (provenance of resumed runs).
         if kind == "legs" and left.get("ckpt", False) is not False:

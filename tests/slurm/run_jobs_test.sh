@@ -39,35 +39,10 @@ small_args() {
     esac
 }
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); printf 'PASS %s\n' "$*"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
-check() { # check "description" command...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-# A private directory and a free port, so a developer's own cluster (or a
-# second copy of this test) is left alone.
-export MPMAP_SLURM_DIR=${MPMAP_SLURM_TEST_DIR:-/tmp/mpmap-slurm-test.$$}
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null &&
-        ! (exec 3<>"/dev/tcp/127.0.0.1/$(($1 + 1))") 2>/dev/null
-}
-port=$((17000 + ($$ % 500) * 2))
-tries=0
-while ! port_free "$port" && [ "$tries" -lt 50 ]; do
-    port=$((port + 2))
-    tries=$((tries + 1))
-done
-export MPMAP_SLURM_PORT=$port
-
-cleanup() {
-    "$ROOT/scripts/slurm-local.sh" stop >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$ROOT/tests/slurm/lib.sh"
+slurm_pick_dir_and_ports 1
+trap slurm_cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 # --- PBS scripts: no PBS server on Debian, so check syntax and directives ---
@@ -130,22 +105,8 @@ if [ "$have_app" = 0 ]; then
     exit 77
 fi
 
-start_out=$("$ROOT/scripts/slurm-local.sh" start 2>&1)
-start_rc=$?
-if [ "$start_rc" = 2 ]; then
-    echo "$start_out"
-    echo "SKIP: slurm cannot be installed here"
-    exit 77
-fi
-if [ "$start_rc" != 0 ]; then
-    echo "$start_out"
-    bad "slurm-local.sh start (exit $start_rc)"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
-ok "slurm-local.sh start: one-node cluster idle (port $port)"
-# shellcheck disable=SC1091
-. "$MPMAP_SLURM_DIR/env.sh"
+slurm_start_or_skip
+ok "slurm-local.sh start: one-node cluster idle (port $MPMAP_SLURM_PORT)"
 check "srun --mpi=list offers pmix" bash -c 'srun --mpi=list 2>&1 | grep -qw pmix'
 
 WORK=$MPMAP_SLURM_DIR/work
@@ -155,33 +116,10 @@ export MPMAP_BIN=$BIN
 # Root runs the jobs here; Open MPI needs these to accept that.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-job_field() { # job_field JOBID FIELD -> value from scontrol show job
-    scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2; exit }'
-}
-h5_opens() {
-    [ -s "$1" ] && h5dump -H "$1" >/dev/null 2>&1
-}
-wait_for() { # wait_for SECONDS command... : poll every half second
-    local limit=$(($1 * 2)) i
-    shift
-    for ((i = 0; i < limit; i++)); do
-        "$@" && return 0
-        sleep 0.5
-    done
-    return 1
-}
 # Whether every value of an integer dataset is 0 (task_list's /status).
 h5_all_zero() {
     /usr/bin/python3 -c 'import sys, h5py; sys.exit(int(h5py.File(sys.argv[1], "r")[sys.argv[2]][...].any()))' "$1" "$2"
 }
-state_is() { [ "$(job_field "$1" JobState)" = "$2" ]; }
-restarted() { [ "$(job_field "$1" Restarts)" -ge 1 ] 2>/dev/null && state_is "$1" PENDING; }
-step_running() { squeue -h -s -j "$1" -o %i 2>/dev/null | grep -q "^$1\.0$"; }
-step_gone() { ! compgen -G "$MPMAP_SLURM_DIR/spool/*$1.0*" >/dev/null; }
-show_log() { [ -e "$1" ] && sed 's/^/  | /' "$1"; }
-# The app opens OUT.ckpt when its sweep begins (signal handlers long set):
-# from then on a SIGTERM must leave a checkpoint, whatever the machine's load.
-sweep_begun() { [ -e "$1.ckpt" ]; }
 
 # --- every app's batch script with a tiny problem ---
 # task_list's: 20 short commands, the last one failing (recorded; the job succeeds).
@@ -317,5 +255,4 @@ if [ -x "$BIN/$long_app" ]; then
     [ "$rc" = 0 ] || show_log "$WORK/pbs_local.log"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary
