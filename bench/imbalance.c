@@ -19,6 +19,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <mpmap.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,16 +45,6 @@ typedef struct bench_context {
     bench_trace trace;
 } bench_context;
 
-/* splitmix64: a counter-based generator, so every rank derives the same cost
- * for a task without communicating. */
-static uint64_t bench_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static int bench_costs_make(int64_t n, double total, uint64_t seed, double alpha, bench_costs *out)
 {
     out->n = n;
@@ -71,24 +63,16 @@ static int bench_costs_make(int64_t n, double total, uint64_t seed, double alpha
     return 0;
 }
 
-static double bench_now(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return -1;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int bench_spin_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err,
                           void *context)
 {
     (void)records;
     const bench_costs *c = &((const bench_context *)context)->costs;
     for (int64_t t = begin; t < end; t++) {
-        double start = bench_now();
+        double start = bench_clock(CLOCK_MONOTONIC);
         if (start < 0)
             return mpmap_task_fail(err, t, 1, "clock_gettime failed");
-        while (bench_now() - start < c->seconds[t]) {
+        while (bench_clock(CLOCK_MONOTONIC) - start < c->seconds[t]) {
         }
     }
     return 0;
@@ -107,14 +91,6 @@ static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
     }
     tr->entries[tr->count++] = *entry;
     return 0;
-}
-
-static int bench_parse_double(const char *text, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    *out = strtod(text, &end);
-    return errno != 0 || end == text || *end != '\0' ? -1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -25,6 +25,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <mpmap.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -44,21 +46,6 @@ typedef struct bench_hog {
     double start, length; /* seconds after the run began */
     double t0;            /* CLOCK_MONOTONIC at the run's start */
 } bench_hog;
-
-static uint64_t bench_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static double bench_clock(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int bench_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err,
                      void *context)
@@ -98,14 +85,6 @@ static void *bench_hog_main(void *arg)
     return NULL;
 }
 
-static int bench_parse(const char *text, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    *out = strtod(text, &end);
-    return errno != 0 || end == text || *end != '\0' ? -1 : 0;
-}
-
 int main(int argc, char **argv)
 {
     if (MPI_Init(&argc, &argv) != MPI_SUCCESS)
@@ -121,10 +100,10 @@ int main(int argc, char **argv)
     }
     double ntasks, total, seed, alpha, hog_start, hog_length, reps;
     if (argc < 10 || (strcmp(argv[1], "spin") != 0 && strcmp(argv[1], "sleep") != 0) ||
-        bench_parse(argv[2], &ntasks) || ntasks < 1 || bench_parse(argv[3], &total) || total <= 0 ||
-        bench_parse(argv[4], &seed) || bench_parse(argv[5], &alpha) || alpha <= 0 ||
-        bench_parse(argv[6], &hog_start) || bench_parse(argv[7], &hog_length) ||
-        bench_parse(argv[8], &reps) || reps < 1) {
+        bench_parse_double(argv[2], &ntasks) || ntasks < 1 || bench_parse_double(argv[3], &total) || total <= 0 ||
+        bench_parse_double(argv[4], &seed) || bench_parse_double(argv[5], &alpha) || alpha <= 0 ||
+        bench_parse_double(argv[6], &hog_start) || bench_parse_double(argv[7], &hog_length) ||
+        bench_parse_double(argv[8], &reps) || reps < 1) {
         if (rank == 0)
             fprintf(stderr, "usage: imbalance_schedules spin|sleep NTASKS TOTAL SEED ALPHA "
                             "HOG_START HOG_LENGTH REPS SCHEDULE[:CHUNK]...\n");

@@ -6,7 +6,8 @@
 #
 # --quick runs fewer repetitions and smaller problems (a few minutes);
 # --only KEY,... runs some benchmarks (keys: kde_pool kde_gridsearch mc_pi knn
-# omp dispatch scaling imbalance memory scale wordcount).
+# omp dispatch scaling imbalance memory scale wordcount knn_nanoflann
+# philox_bound).
 # Exits 0 whatever the figures are (results.md says which targets hold);
 # non-zero only when the harness itself cannot run.
 set -euo pipefail
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$arg" in
     --quick) harness_args+=(--quick) ;;
     --only) harness_args+=(--only "${1:?--only needs KEY,KEY,...}"); shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -29,7 +30,7 @@ done
 # shellcheck source=../scripts/deps.sh
 source "$root/scripts/deps.sh"
 mpmap_require_packages "${MPMAP_BUILD_PACKAGES[@]}" python3 python3-numpy python3-scipy \
-  python3-sklearn python3-h5py python3-matplotlib time libmrmpi-dev g++
+  python3-sklearn python3-h5py python3-matplotlib time libmrmpi-dev g++ libnanoflann-dev
 
 mkdir -p "$progs"
 log="$progs/build.log"
@@ -64,6 +65,15 @@ build_prog() { # name extra-args...
 build_prog dispatch "$here/dispatch.c"
 build_prog imbalance "$here/imbalance.c"
 build_prog omp_kde_cv -fopenmp "$here/omp_kde_cv.c" "$root/apps/kde_kernels.c"
+# The yardsticks of rows 12-13. philox_bound is compiled as the apps are
+# (baseline x86-64; its vector paths are chosen at run time, apps/isa.h).
+# knn_nanoflann gets the flags that suit nanoflann best here, with FMA
+# contraction off so its distances round exactly as knn_query's.
+build_prog philox_bound -march=x86-64 -mtune=generic "$here/philox_bound.c"
+mpicxx -std=c++17 -O3 -march=native -ffp-contract=off -DNDEBUG -Wall -Wextra -Werror -pthread \
+  "$here/knn_nanoflann.cpp" "${h5flags[@]}" -o "$progs/knn_nanoflann" >>"$log" 2>&1 \
+  || { echo "bench: warning: compiling knn_nanoflann failed (its rows will be n/a), see $log" >&2
+       rm -f "$progs/knn_nanoflann"; }
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 exec /usr/bin/python3 "$here/harness.py" --build "$build" --progs "$progs" \

@@ -35,6 +35,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <mpmap.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -62,30 +64,15 @@ typedef struct scale_ctx {
     int64_t tasks;     /* this rank: tasks run */
 } scale_ctx;
 
-static uint64_t scale_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Seconds task t sleeps (same on every rank). */
 static double scale_cost(const scale_case *c, int64_t t)
 {
     if (!c->pareto)
         return c->mean;
-    uint64_t bits = scale_mix(0x5ca1ab1eull ^ (uint64_t)t) >> 11;
+    uint64_t bits = bench_mix(0x5ca1ab1eull ^ (uint64_t)t) >> 11;
     double u = 1.0 - (double)bits * 0x1.0p-53; /* (0, 1] */
     double xm = SCALE_PARETO_MEAN * (SCALE_PARETO_ALPHA - 1.0) / SCALE_PARETO_ALPHA;
     return xm * pow(u, -1.0 / SCALE_PARETO_ALPHA);
-}
-
-static double scale_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int scale_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err,
@@ -100,11 +87,11 @@ static int scale_map(int64_t begin, int64_t end, void *records, mpmap_task_error
     }
     for (int64_t t = begin; t < end; t++) {
         double s = scale_cost(x->c, t);
-        double t0 = scale_now();
+        double t0 = bench_clock(CLOCK_MONOTONIC);
         struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
-        x->slept += scale_now() - t0;
+        x->slept += bench_clock(CLOCK_MONOTONIC) - t0;
         x->tasks++;
     }
     return 0;

@@ -59,7 +59,7 @@ enum {
     MPMAP_APP_INTERRUPTED = 3 /* SIGTERM/SIGINT; completed work saved, rerun with --resume */
 };
 
-#define MPMAP_APP_MAX_DIMS 4   /* dimensions of one task's value */
+#define MPMAP_APP_MAX_DIMS 8   /* axes of a field or a task grid (a dataset: 8 in all) */
 #define MPMAP_APP_MAX_FIELDS 16
 #define MPMAP_APP_MAX_COORDS 16
 

@@ -181,6 +181,21 @@ class ParamSweepTest(harness.TempDirCase):
         np.testing.assert_array_equal(out["data"]["y"], y)
         np.testing.assert_array_equal(out["data"]["z"], z)
 
+    def test_seven_parameters_make_an_eight_axis_result(self):
+        # The most --param allows: seven task axes plus /field, HDF5's limit.
+        names = "abcdefg"
+        args = ["--exec", "echo " + " ".join("{%s}" % n for n in names)]
+        for i, n in enumerate(names):
+            args += ["--param", f"{n}={i},{i + 10}"]
+        self.sweep(args, nprocs=2)
+        out = read_h5(self.path("out.h5"))
+        result = out["data"]["result"]
+        self.assertEqual(result.shape, (2,) * 7 + (7,))
+        self.assertEqual(out["scales"], [["/" + n] for n in names] + [["/field"]])
+        # cell [1, 0, 1, 0, 1, 0, 1] holds each axis's own value
+        np.testing.assert_array_equal(result[1, 0, 1, 0, 1, 0, 1],
+                                      [10, 1, 12, 3, 14, 5, 16])
+
     def test_exec_failing_point_is_recorded_and_sweep_continues(self):
         cmd = "sh -c 'if [ {a} = 2 ]; then echo bad >&2; exit 5; fi; echo {a}'"
         _, stderr = self.sweep(["--exec", cmd, "--param", "a=0:4:5"], nprocs=2)
