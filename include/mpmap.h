@@ -282,6 +282,8 @@ typedef struct mpmap_report {
     double wall_time;                /* seconds in mpmap_run */
     double start_time;               /* Unix time when the run started */
     int ranks;
+    char schedule[16];               /* the schedule that ran: for auto, the one it
+                                        picked ("" if the run never started) */
     char message[MPMAP_MESSAGE_MAX + 64]; /* e.g. "task 17 failed: ..." or "" */
 } mpmap_report;
 

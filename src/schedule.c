@@ -56,6 +56,11 @@ int mpmap__scheduler_init(mpmap__scheduler *s, mpmap_schedule kind, int64_t tota
     return ops->init ? ops->init(s) : MPMAP_OK;
 }
 
+const char *mpmap__scheduler_name(const mpmap__scheduler *s)
+{
+    return s && s->ops ? s->ops->name : "";
+}
+
 void mpmap__scheduler_destroy(mpmap__scheduler *s)
 {
     if (s && s->ops) {

@@ -85,6 +85,8 @@ void mpmap__chunk_bounds(int64_t chunk, int64_t max_chunk, size_t record_size, i
 int mpmap__scheduler_init(mpmap__scheduler *s, mpmap_schedule kind, int64_t total, int workers,
                           int64_t min_chunk, int64_t max_chunk);
 void mpmap__scheduler_destroy(mpmap__scheduler *s);
+/* The name of the schedule that runs: for auto, the one it picked. */
+const char *mpmap__scheduler_name(const mpmap__scheduler *s);
 
 /* The next chunk for `worker` (0..P-1): returns 1 and sets [*begin, *end),
  * or 0 when nothing is left for that worker. */

@@ -141,6 +141,15 @@ static void test_schedules(void)
                           mpmap_schedule_name((mpmap_schedule)s), (long long)chunks[c], rc, rep.message);
                     CHECK(rep.tasks_done == n, "done %lld of %lld", (long long)rep.tasks_done,
                           (long long)n);
+                    /* The report names the schedule that ran: auto names its pick. */
+                    if (s == MPMAP_SCHEDULE_AUTO)
+                        CHECK(strcmp(rep.schedule, "guided") == 0 ||
+                                  strcmp(rep.schedule, "awf-c") == 0,
+                              "auto ran '%s'", rep.schedule);
+                    else
+                        CHECK(strcmp(rep.schedule, mpmap_schedule_name((mpmap_schedule)s)) == 0,
+                              "%s reported as '%s'", mpmap_schedule_name((mpmap_schedule)s),
+                              rep.schedule);
                     if (my_rank == 0) {
                         bool ok = true;
                         for (int64_t t = 0; t < n; t++) {

@@ -604,6 +604,7 @@ void mpmap__manager_outcome(const mpmap__manager *m, int rc, mpmap__final_state 
     f->restored = d->restored_tasks;
     f->failed = d->failed;
     f->chunks = m->chunks;
+    snprintf(f->schedule, sizeof f->schedule, "%s", mpmap__scheduler_name(&m->sched));
     snprintf(f->message, sizeof f->message, "%s", m->message);
 }
 

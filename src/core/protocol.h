@@ -70,6 +70,7 @@ typedef struct mpmap__final_state {
     int64_t restored;
     int64_t failed;
     int64_t chunks;
+    char schedule[16]; /* the schedule that ran (auto: the one it picked) */
     char message[MPMAP_MESSAGE_MAX + 64];
 } mpmap__final_state;
 

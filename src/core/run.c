@@ -91,6 +91,7 @@ static void fill_report(mpmap_report *report, const mpmap__final_state *f, const
                               .wall_time = MPI_Wtime() - r->t0,
                               .start_time = start_unix,
                               .ranks = r->size };
+    snprintf(report->schedule, sizeof report->schedule, "%s", f->schedule);
     snprintf(report->message, sizeof report->message, "%s", f->message);
 }
 

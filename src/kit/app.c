@@ -263,9 +263,9 @@ static int run(mpmap_app *k)
     if (code == MPMAP_APP_OK && k->a.rank == 0 && !k->a.common.quiet) {
         if (d->print)
             d->print(k, &report, d->context);
-        printf("  %d rank%s, %s schedule, %.3f s (%lld %s resumed from checkpoint)\n  wrote %s\n",
-               k->a.size, k->a.size == 1 ? "" : "s", mpmap_schedule_name(k->a.config.schedule),
-               report.wall_time, (long long)report.tasks_restored,
+        printf("  %d rank%s, %s schedule%s, %.3f s (%lld %s resumed from checkpoint)\n  wrote %s\n",
+               k->a.size, k->a.size == 1 ? "" : "s", app_schedule_ran(&k->a, &report),
+               app_schedule_note(&k->a), report.wall_time, (long long)report.tasks_restored,
                d->task_noun ? d->task_noun : "tasks", k->a.common.output);
         fflush(stdout);
     }

@@ -259,7 +259,7 @@ int app_write_provenance(app *a, const mpmap_report *report, int nextra,
                               .argc = a->argc,
                               .argv = a->argv,
                               .ranks = a->size,
-                              .schedule = mpmap_schedule_name(a->config.schedule),
+                              .schedule = app_schedule_ran(a, report),
                               .chunk = a->config.chunk,
                               .wall_time = report->wall_time,
                               .start_time = report->start_time,
@@ -313,10 +313,21 @@ int app_output_failed(const app *a, char *msg, size_t msglen)
     return APP_EXIT_FAILED;
 }
 
+const char *app_schedule_ran(const app *a, const mpmap_report *report)
+{
+    return report && report->schedule[0] ? report->schedule
+                                         : mpmap_schedule_name(a->config.schedule);
+}
+
+const char *app_schedule_note(const app *a)
+{
+    return a->config.schedule == MPMAP_SCHEDULE_AUTO ? " (picked by auto)" : "";
+}
+
 void app_print_run_summary(const app *a, const mpmap_report *report)
 {
-    printf("  %d ranks, %s schedule, %.3f s (%lld tasks resumed from checkpoint)\n", a->size,
-           mpmap_schedule_name(a->config.schedule), report->wall_time,
+    printf("  %d ranks, %s schedule%s, %.3f s (%lld tasks resumed from checkpoint)\n", a->size,
+           app_schedule_ran(a, report), app_schedule_note(a), report->wall_time,
            (long long)report->tasks_restored);
     printf("  wrote %s\n", a->common.output);
 }

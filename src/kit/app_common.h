@@ -110,6 +110,10 @@ int app_output_failed(const app *a, char *msg, size_t msglen);
 
 /* Rank 0: the summary's last lines, "N ranks, SCHEDULE schedule, T s (R tasks
  * resumed from checkpoint)" and "wrote OUTPUT", on stdout. */
+/* The schedule that ran (auto: the one it picked; before the run, the
+ * configured one) and " (picked by auto)" or "" to say so in a summary. */
+const char *app_schedule_ran(const app *a, const mpmap_report *report);
+const char *app_schedule_note(const app *a);
 void app_print_run_summary(const app *a, const mpmap_report *report);
 
 /* Rank 0: writes provenance attributes (command line, ranks, schedule...). */

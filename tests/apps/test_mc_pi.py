@@ -146,7 +146,9 @@ class McPiTest(harness.TempDirCase):
         base, base_attrs, _, _, _ = self.run_pi(args, out="base.h5", nprocs=1)
         runs = [(2, ["--schedule", "static"]), (3, ["--schedule", "dynamic", "--chunk", "7"]),
                 (8, ["--schedule", "factoring"]), (8, []), (2, ["--schedule", "guided", "--chunk", "50"]),
-                (3, ["--schedule", "static", "--chunk", "1000"])]
+                (3, ["--schedule", "static", "--chunk", "1000"]),
+                (3, ["--schedule", "awf-c"]), (2, ["--schedule", "af", "--chunk", "3"]),
+                (2, ["--schedule", "awf-b"])]
         for i, (n, extra) in enumerate(runs):
             with self.subTest(nprocs=n, schedule=extra):
                 hits, attrs, _, _, _ = self.run_pi(args + extra, out=f"run{i}.h5", nprocs=n)
@@ -154,6 +156,15 @@ class McPiTest(harness.TempDirCase):
                 self.assertEqual(np.float64(attrs["pi"]).tobytes(),
                                  np.float64(base_attrs["pi"]).tobytes())
                 self.assertEqual(int(attrs["hits"]), int(base_attrs["hits"]))
+
+    def test_auto_records_the_schedule_it_picked(self):
+        args = ["--samples", "1000000", "--tasks", "400", "--schedule", "auto"]
+        _, attrs, _, _, stdout = self.run_pi(args, nprocs=2, quiet=False)
+        self.assertEqual(attrs["mpmap_schedule"], "awf-c")
+        self.assertIn("awf-c schedule (picked by auto)", stdout)
+        # One rank has nothing to balance: guided.
+        _, attrs, _, _, _ = self.run_pi(args, out="one.h5", nprocs=1)
+        self.assertEqual(attrs["mpmap_schedule"], "guided")
 
     def test_samples_split_over_tasks_differ_by_at_most_one(self):
         hits, attrs, task, _, _ = self.run_pi(["--samples", "10", "--tasks", "3", "--seed", "9"])
