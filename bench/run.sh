@@ -2,14 +2,17 @@
 # Performance harness of mpmap: builds the Release tree and the benchmark
 # programs, then runs bench/harness.py, which writes bench/results/.
 #
-#     bench/run.sh [--quick]
+#     bench/run.sh [--quick] [--only KEY,...] [--hog]
 #
 # --quick runs fewer repetitions and smaller problems (a few minutes);
 # --only KEY,... runs some benchmarks (keys: kde_pool kde_gridsearch mc_pi knn
 # omp dispatch scaling imbalance memory scale wordcount knn_nanoflann
 # philox_bound).
-# Exits 0 whatever the figures are (results.md says which targets hold);
-# non-zero only when the harness itself cannot run.
+# --hog (or MPMAP_BENCH_HOG=1) runs one busy process beside the bench and
+# writes bench/results/hog/, then compares its verdicts with the quiet run's
+# bench/results/results.json: no PASS may turn into FAIL or back (NOISY may
+# appear). Exits 0 whatever the figures are (results.md says which targets
+# hold); non-zero only when the harness itself cannot run.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,12 +20,14 @@ root=$(dirname "$here")
 build="$root/build/bench"
 progs="$root/build/bench-progs"
 harness_args=()
+if [ "${MPMAP_BENCH_HOG:-0}" = 1 ]; then harness_args+=(--hog); fi
 while [ $# -gt 0 ]; do
   arg=$1; shift
   case "$arg" in
     --quick) harness_args+=(--quick) ;;
     --only) harness_args+=(--only "${1:?--only needs KEY,KEY,...}"); shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --hog) harness_args+=(--hog) ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
