@@ -94,13 +94,23 @@ static void test_scalar_hits_match_brute_force_count(void **state)
                              brute_force_hits(123, task, 0, samples[i]));
         }
     }
-    assert_int_equal(mc_pi_hits_scalar(UINT64_MAX, INT64_C(1) << 40, 777),
-                     brute_force_hits(UINT64_MAX, INT64_C(1) << 40, 0, 777));
+    /* keys and streams with high words set: the scalar path folds them into rounds 0-2 */
+    const uint64_t seeds[] = {UINT64_MAX, UINT64_C(0xFFFFFFFF00000000), UINT64_C(0xFFFFFFFF)};
+    const int64_t tasks[] = {INT64_C(1) << 40, INT64_MAX, INT64_C(0xFFFFFFFF)};
+    for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
+        for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++)
+            assert_int_equal(mc_pi_hits_scalar(seeds[s], tasks[t], 777),
+                             brute_force_hits(seeds[s], tasks[t], 0, 777));
 }
 
-/* Sizes around the vector widths (4 or 8 lanes x 4 unrolled x 2 points) and beyond. */
-static const int64_t sizes[] = {0,  1,  2,  3,   7,   31,  32,  33,  63,   64,  65,
-                                66, 95, 97, 127, 128, 129, 191, 640, 1001, 4099, 100003};
+/*
+ * Sizes around the vector groups (AVX2: 4 lanes x 5 unrolled = 20 blocks, 40
+ * points; AVX-512: 8 x 6 = 48 blocks, 96 points; twice each) and beyond.
+ */
+static const int64_t sizes[] = {0,   1,   2,   3,   7,   31,  32,  33,   39,   40,    41,
+                                63,  64,  65,  66,  79,  80,  81,  95,   96,   97,    127,
+                                128, 129, 191, 192, 193, 640, 999, 1001, 4099, 100003};
+enum { SIZE_COUNT = sizeof sizes / sizeof sizes[0] };
 
 static void test_every_path_matches_scalar(void **state)
 {
@@ -114,7 +124,7 @@ static void test_every_path_matches_scalar(void **state)
         paths_checked++;
         for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
             for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++) {
-                for (size_t n = 0; n < sizeof sizes / sizeof sizes[0]; n++) {
+                for (size_t n = 0; n < SIZE_COUNT; n++) {
                     int64_t expect = mc_pi_hits_scalar(seeds[s], tasks[t], sizes[n]);
                     assert_int_equal(mc_pi_hits_path((mc_pi_path)p, seeds[s], tasks[t], sizes[n]),
                                      expect);
@@ -151,6 +161,36 @@ static void test_ranges_match_brute_force_on_every_path(void **state)
     }
 }
 
+/*
+ * The block counter's high word is folded into the first Philox rounds once
+ * per run of blocks: ranges where it changes (point 2^33 is block 2^32) or is
+ * at its largest, long enough for whole vector groups on both sides, still
+ * count what Random123's words give.
+ */
+static void test_ranges_across_high_word_changes_match_brute_force(void **state)
+{
+    (void)state;
+    const int64_t first[] = {(INT64_C(1) << 33) - 2001, (INT64_C(1) << 34) - 1000,
+                             (INT64_C(3) << 33) - 7, INT64_MAX - 3001};
+    const int64_t length[] = {4003, 2000, 505, 3001};
+    int paths_checked = 0;
+    for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
+        if (!mc_pi_path_available((mc_pi_path)p))
+            continue;
+        paths_checked++;
+        for (size_t i = 0; i < sizeof first / sizeof first[0]; i++) {
+            for (int high = 0; high < 2; high++) {
+                const uint64_t key = high ? UINT64_MAX - 12345 : 42;
+                const int64_t task = high ? INT64_C(0x1234567890) : 3;
+                assert_int_equal(
+                    mc_pi_hits_range((mc_pi_path)p, key, task, first[i], first[i] + length[i]),
+                    brute_force_hits(key, task, first[i], first[i] + length[i]));
+            }
+        }
+    }
+    assert_true(paths_checked >= 1);
+}
+
 static void test_hits_reject_invalid_arguments(void **state)
 {
     (void)state;
@@ -184,7 +224,7 @@ static void test_use_path_switches_mc_pi_hits_bitwise(void **state)
     assert_true(mc_pi_path_available(initial));
     assert_true(mc_pi_path_available(MC_PI_PATH_SCALAR));
     assert_false(mc_pi_path_available((mc_pi_path)3));
-    enum { N = 5 * 22 };
+    enum { N = 5 * SIZE_COUNT };
     int64_t want[N], got[N];
     for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
         if (!mc_pi_path_available((mc_pi_path)p)) {
@@ -201,7 +241,7 @@ static void test_use_path_switches_mc_pi_hits_bitwise(void **state)
         int64_t *out = p == MC_PI_PATH_SCALAR ? want : got;
         for (int i = 0; i < N; i++)
             out[i] = mc_pi_hits(UINT64_C(0x5DEECE66D) * (uint64_t)(i % 5), i / 5 * 1000003,
-                                sizes[i % 22]);
+                                sizes[i % SIZE_COUNT]);
         if (p != MC_PI_PATH_SCALAR) {
             assert_memory_equal(got, want, sizeof got);
             print_message("mc_pi paths: %s == scalar\n", mc_pi_path_name((mc_pi_path)p));
@@ -222,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_scalar_hits_match_brute_force_count),
         cmocka_unit_test(test_every_path_matches_scalar),
         cmocka_unit_test(test_ranges_match_brute_force_on_every_path),
+        cmocka_unit_test(test_ranges_across_high_word_changes_match_brute_force),
         cmocka_unit_test(test_hits_reject_invalid_arguments),
         cmocka_unit_test(test_hit_fraction_is_within_five_standard_errors_of_pi_over_4),
         cmocka_unit_test(test_use_path_switches_mc_pi_hits_bitwise),
