@@ -8,6 +8,7 @@
  */
 #include "core/manager.h"
 
+#include "core/chunk_cost.h"
 #include "core/delivery.h"
 #include "core/transport.h"
 #include "core/worker.h"
@@ -60,14 +61,6 @@ typedef struct own_chunk {
     bool exhausted;        /* the scheduler has nothing more for rank 0 */
 } own_chunk;
 
-/* What a rank's current chunk has cost so far, summed over its pieces until
- * the one that completes it, in the rank's own clock. */
-typedef struct chunk_cost {
-    int64_t tasks;
-    double compute;      /* seconds the pieces took on the rank */
-    double last_finish;  /* when the rank's previous chunk finished (0: run start) */
-} chunk_cost;
-
 struct mpmap__manager {
     mpmap__run *r;
     int workers;           /* remote workers: ranks 1..size-1 */
@@ -80,7 +73,7 @@ struct mpmap__manager {
     bool *stopped;         /* worker was told STOP (or to cancel) */
     int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
     bool *deferred;        /* a request made ahead, answered once that worker is idle */
-    chunk_cost *costs;     /* per rank: feedback for adaptive schedules */
+    mpmap__chunk_cost *costs; /* per rank: feedback for adaptive schedules */
     mpmap__sends sends;
     mpmap__delivery delivery;
     own_chunk own;
@@ -168,21 +161,12 @@ static int slot_of_rank(const mpmap__manager *m, int rank)
     return m->computes ? rank : rank - 1;
 }
 
-static void chunk_cost_add(mpmap__manager *m, int rank, int64_t tasks, double seconds)
-{
-    m->costs[rank].tasks += tasks;
-    m->costs[rank].compute += seconds;
-}
-
 /* The rank's chunk is complete at `finish` (its clock): the scheduler hears
  * what it cost before it picks that rank's next chunk. */
 static void chunk_cost_complete(mpmap__manager *m, int rank, double finish)
 {
-    chunk_cost *c = &m->costs[rank];
-    if (!m->stopping)
-        mpmap__scheduler_observe(&m->sched, slot_of_rank(m, rank), c->tasks, c->compute,
-                                 finish - c->last_finish);
-    *c = (chunk_cost){ .last_finish = finish };
+    mpmap__chunk_cost_complete(&m->costs[rank], &m->sched, slot_of_rank(m, rank), finish,
+                               !m->stopping);
 }
 
 /* Sends worker w its next chunk, or STOP. */
@@ -243,7 +227,7 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
     }
     if (h.flags & MPMAP__RESULT_INTERRUPTED)
         manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
-    chunk_cost_add(m, source, h.end - h.begin, h.finish - h.start);
+    mpmap__chunk_cost_add(&m->costs[source], h.end - h.begin, h.finish - h.start);
     if (h.flags & MPMAP__RESULT_COMPLETE) {
         chunk_cost_complete(m, source, h.finish);
         m->open_chunks[source]--;
@@ -404,7 +388,7 @@ static int own_slice(mpmap__manager *m)
         if (r->job->task_failed)
             r->job->task_failed(&err, r->job->context);
     }
-    chunk_cost_add(m, 0, o->pos - from, o->last_slice);
+    mpmap__chunk_cost_add(&m->costs[0], o->pos - from, o->last_slice);
     if (o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval)
         own_flush(m, o->pos);
     if (o->pos == rg.end) {
