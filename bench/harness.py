@@ -54,17 +54,23 @@ def kde_data(s):
     return h5, raw, 10000, 2
 
 
-def knn_data(s):
-    """200 000 uniform points and 100 000 uniform queries in 8-D."""
+def uniform_knn_file(s, name, points, queries, seed, dim=8):
+    """An input for knn_query and its baselines: uniform points and queries
+    in [0,1)^dim as /data and /queries, written once per bench run."""
     import h5py
     import numpy as np
-    path = s.tmp("knn_data.h5")
+    path = s.tmp(name)
     if not os.path.exists(path):
-        rng = np.random.default_rng(7)
+        rng = np.random.default_rng(seed)
         with h5py.File(path, "w") as f:
-            f["data"] = rng.random((200000, 8))
-            f["queries"] = rng.random((100000, 8))
+            f["data"] = rng.random((points, dim))
+            f["queries"] = rng.random((queries, dim))
     return path
+
+
+def knn_data(s):
+    """200 000 uniform points and 100 000 uniform queries in 8-D."""
+    return uniform_knn_file(s, "knn_data.h5", 200000, 100000, seed=7)
 
 
 # ---------------------------------------------------------------- benchmarks

@@ -15,11 +15,10 @@ inside each program, which is what the targets are about.
 
 The helpers come from harness.py (run through it, never on its own).
 """
-import os
 import resource
 
 from harness import (alternate, fmt_rate, fmt_s, fmt_x, h5_attr, h5_data, json_line, knn_data,
-                     median, mpirun, row, run)
+                     median, mpirun, row, run, uniform_knn_file)
 
 KNN_K = 5
 KNN_LEAF = 16  # nanoflann's leaf size: 16-32 within noise on this data, 8-12 slower
@@ -43,15 +42,7 @@ def with_cpu(fn):
 
 def tiny_knn_data(s):
     """16 points and 4 queries in 8-D: a knn run that is all start-up."""
-    import h5py
-    import numpy as np
-    path = s.tmp("knn_tiny.h5")
-    if not os.path.exists(path):
-        rng = np.random.default_rng(11)
-        with h5py.File(path, "w") as f:
-            f["data"] = rng.random((16, 8))
-            f["queries"] = rng.random((4, 8))
-    return path
+    return uniform_knn_file(s, "knn_tiny.h5", 16, 4, seed=11)
 
 
 def compare_neighbours(ours_h5, theirs_h5, data_h5):
