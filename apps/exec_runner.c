@@ -20,15 +20,9 @@
 
 /* ---- templates ------------------------------------------------------- */
 
-static int is_name_start(char c)
-{
-    return isalpha((unsigned char)c) || c == '_';
-}
+static int is_name_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
 
-static int is_name_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_';
-}
+static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
 /*
  * If text points at "{NAME}", returns the length of NAME (text + 1 is its
@@ -52,8 +46,8 @@ static int lookup(const char *name, size_t len, const char *const *names, int nn
     return -1;
 }
 
-static void unknown_placeholder(const char *name, size_t len, const char *const *names,
-                                int nnames, char *err, size_t errlen)
+static void unknown_placeholder(const char *name, size_t len, const char *const *names, int nnames,
+                                char *err, size_t errlen)
 {
     char known[256] = "";
     size_t used = 0;
@@ -63,8 +57,7 @@ static void unknown_placeholder(const char *name, size_t len, const char *const 
             break;
         used += (size_t)n;
     }
-    proc_message(err, errlen,
-                 "--exec: unknown parameter '{%.*s}' in the command (parameters: %s)",
+    proc_message(err, errlen, "--exec: unknown parameter '{%.*s}' in the command (parameters: %s)",
                  (int)(len > 64 ? 64 : len), name, nnames > 0 ? known : "none");
 }
 
@@ -135,7 +128,7 @@ char *exec_template_expand(const char *template_text, const char *const *names,
 {
     if (exec_template_validate(template_text, names, nnames, err, errlen) != EXEC_OK)
         return NULL;
-    text_buffer out = {NULL, 0, 0};
+    text_buffer out = { NULL, 0, 0 };
     int rc = EXEC_OK;
     for (const char *p = template_text; *p && rc == EXEC_OK;) {
         if (p[0] == '{' && p[1] == '{') {

@@ -35,10 +35,10 @@
 extern "C" {
 #endif
 
-#define EXEC_STDERR_TAIL 2048          /* bytes kept of stderr, NUL included */
-#define EXEC_REASON_MAX 256            /* one-line reason, NUL included */
-#define EXEC_STDOUT_MAX (16 << 20)     /* larger output fails the point */
-#define EXEC_KILL_GRACE 1.0            /* seconds between SIGTERM and SIGKILL */
+#define EXEC_STDERR_TAIL 2048      /* bytes kept of stderr, NUL included */
+#define EXEC_REASON_MAX 256        /* one-line reason, NUL included */
+#define EXEC_STDOUT_MAX (16 << 20) /* larger output fails the point */
+#define EXEC_KILL_GRACE 1.0        /* seconds between SIGTERM and SIGKILL */
 
 /* Result of exec_run; also stored in exec_outcome.status. */
 typedef enum exec_status {
@@ -48,15 +48,15 @@ typedef enum exec_status {
     EXEC_ETIMEOUT = -3, /* still running when the timeout expired */
     EXEC_EOUTPUT = -4,  /* stdout unparsable, too long, or more numbers than capacity */
     EXEC_ENOMEM = -5,
-    EXEC_EINVAL = -6    /* bad template or argument */
+    EXEC_EINVAL = -6 /* bad template or argument */
 } exec_status;
 
 typedef struct exec_outcome {
     exec_status status;
-    int exit_code;     /* exit status when the shell exited, else -1 */
-    int signal;        /* signal that ended it, else 0 */
-    int timed_out;     /* 1 when the timeout expired */
-    double elapsed;    /* seconds from spawn to reaping */
+    int exit_code;                      /* exit status when the shell exited, else -1 */
+    int signal;                         /* signal that ended it, else 0 */
+    int timed_out;                      /* 1 when the timeout expired */
+    double elapsed;                     /* seconds from spawn to reaping */
     char stderr_tail[EXEC_STDERR_TAIL]; /* last bytes of stderr, NUL-terminated */
     char reason[EXEC_REASON_MAX];       /* "" on success, else one line, e.g.
                                            "exit code 3", "timed out after 0.3 s",

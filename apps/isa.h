@@ -34,11 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum isa_path {
-    ISA_SCALAR = 0,
-    ISA_AVX2 = 1,
-    ISA_AVX512 = 2
-} isa_path;
+typedef enum isa_path { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 } isa_path;
 
 #define ISA_COUNT 3
 
@@ -69,9 +65,11 @@ typedef enum isa_path {
 #define ISA_POP _Pragma("clang attribute pop")
 #elif ISA_X86
 #define ISA_PUSH_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,bmi,bmi2\")")
-#define ISA_PUSH_AVX512                                                                        \
-    _Pragma("GCC push_options")                                                                \
+/* clang-format off */
+#define ISA_PUSH_AVX512                                                                            \
+    _Pragma("GCC push_options")                                                                    \
     _Pragma("GCC target(\"avx2,fma,bmi,bmi2,avx512f,avx512cd,avx512vl,avx512dq,avx512bw\")")
+/* clang-format on */
 #define ISA_POP _Pragma("GCC pop_options")
 #endif
 
@@ -79,12 +77,9 @@ typedef enum isa_path {
 static inline const char *isa_name(isa_path path)
 {
     switch (path) {
-    case ISA_SCALAR:
-        return "scalar";
-    case ISA_AVX2:
-        return "avx2";
-    case ISA_AVX512:
-        return "avx512";
+    case ISA_SCALAR: return "scalar";
+    case ISA_AVX2: return "avx2";
+    case ISA_AVX512: return "avx512";
     }
     return "unknown";
 }
@@ -93,8 +88,7 @@ static inline const char *isa_name(isa_path path)
 static inline int isa_supported(isa_path path)
 {
     switch (path) {
-    case ISA_SCALAR:
-        return 1;
+    case ISA_SCALAR: return 1;
 #if ISA_X86
     case ISA_AVX2:
         __builtin_cpu_init();
@@ -106,8 +100,7 @@ static inline int isa_supported(isa_path path)
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
 #else
     case ISA_AVX2:
-    case ISA_AVX512:
-        return 0;
+    case ISA_AVX512: return 0;
 #endif
     }
     return 0;
@@ -125,6 +118,7 @@ static inline isa_path isa_clamp(isa_path want)
 }
 
 /* The best path this CPU supports. */
+/* clang-format off */
 static inline isa_path isa_best(void)
 {
     return isa_clamp(ISA_AVX512);
@@ -167,3 +161,4 @@ static inline isa_path isa_from_env(const char *who)
 }
 
 #endif /* MPMAP_APPS_ISA_H */
+/* clang-format on */

@@ -93,9 +93,9 @@ static int kde_plan_nearest(kde_cv_plan *p)
 #if KDE_USE_AVX512
 /* Adds the terms of the eight training positions [q, q + 8) (lanes of valid
  * only) to the group's lane sums. Constant D and EXPANDED after inlining. */
-KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q,
-                               __mmask8 valid, const double *a, const double *b, __m512d c2v,
-                               __m512d tab_lo, __m512d tab_hi, __m512d acc[KDE_GROUP])
+KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q, __mmask8 valid,
+                               const double *a, const double *b, __m512d c2v, __m512d tab_lo,
+                               __m512d tab_hi, __m512d acc[KDE_GROUP])
 {
     const int64_t stride = p->stride;
     const double *y = expanded ? p->ccoord : p->coord;
@@ -108,7 +108,8 @@ KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_
             t = _mm512_fnmadd_pd(c2v, _mm512_load_pd(p->cnorm2 + q), _mm512_set1_pd(b[r]));
 #pragma GCC unroll 4
             for (int j = 0; j < D; j++)
-                t = _mm512_fmadd_pd(_mm512_set1_pd(a[r * D + j]), _mm512_load_pd(y + j * stride + q), t);
+                t = _mm512_fmadd_pd(_mm512_set1_pd(a[r * D + j]),
+                                    _mm512_load_pd(y + j * stride + q), t);
         } else {
             __m512d u = _mm512_sub_pd(_mm512_load_pd(y + q), _mm512_set1_pd(a[r * D]));
             __m512d s = _mm512_mul_pd(u, u);
@@ -167,8 +168,8 @@ KDE_INLINE __m256d kde_lane_mask(int64_t valid)
 }
 
 /* kde_vector_sum of the AVX-512 path as two four-lane halves. */
-KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q,
-                               int64_t valid, const double *a, const double *b, __m256d c2v,
+KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q, int64_t valid,
+                               const double *a, const double *b, __m256d c2v,
                                __m256d acc[KDE_GROUP][2])
 {
     const int64_t stride = p->stride;
@@ -336,10 +337,10 @@ static __attribute__((noinline)) double kde_cv_score_one(const kde_cv_plan *p, d
         const int64_t ntrain = p->n - p->fold_len[f];
         const double skip = (KDE_SKIP_MARGIN + log((double)ntrain)) / c;
         double logsum;
-#define KDE_CASE(D)                                                                      \
-    case D:                                                                              \
-        logsum = expanded ? kde_fold_logsum(p, f, c2, skip, D, 1)                        \
-                          : kde_fold_logsum(p, f, c2, skip, D, 0);                       \
+#define KDE_CASE(D)                                                                                \
+    case D:                                                                                        \
+        logsum = expanded ? kde_fold_logsum(p, f, c2, skip, D, 1)                                  \
+                          : kde_fold_logsum(p, f, c2, skip, D, 0);                                 \
         break;
         switch (p->d) {
             KDE_CASE(1)

@@ -44,6 +44,33 @@ int kde_data_load(mpmap_app *app, kde_data *d, mpmap_app_problem *problem)
     return mpmap_app_points(app, "--point", &d->point_specs, d->d, &d->points, &d->m);
 }
 
+int kde_data_write_reference(mpmap_app *app, const kde_data *x, const double *widths, int64_t k,
+                             const double *density, kde_best *best)
+{
+    int64_t m = x->m;
+    double *ref = malloc((size_t)m * sizeof *ref);
+    double *err = malloc((size_t)(k * m) * sizeof *err);
+    int rc = ref && err ? 0 : -1;
+    if (rc == 0)
+        best->reference = widths[kde_best_reference(x->points, m, x->d, density, k, ref, err,
+                                                    &best->reference_error)];
+    /* clang-format off */
+    if (rc == 0)
+        rc = mpmap_app_write_array(app, &(mpmap_app_field){
+            .name = "reference_density", .type = MPMAP_DOUBLE, .rank = 1, .shape = { m },
+            .dims = { "point_index" },
+            .long_name = "true density of the synthetic standard normal data" }, ref);
+    if (rc == 0)
+        rc = mpmap_app_write_array(app, &(mpmap_app_field){
+            .name = "abs_error", .type = MPMAP_DOUBLE, .rank = 2, .shape = { k, m },
+            .dims = { "width", "point_index" },
+            .long_name = "|density - reference_density|" }, err);
+    /* clang-format on */
+    free(ref);
+    free(err);
+    return rc;
+}
+
 void kde_data_free(kde_data *d)
 {
     free(d->points);

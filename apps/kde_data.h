@@ -7,6 +7,7 @@
 #ifndef KDE_DATA_H
 #define KDE_DATA_H
 
+#include "kde_best.h"
 #include "mpmap_app.h"
 
 #include <stdint.h>
@@ -36,6 +37,12 @@ int kde_data_check(mpmap_app *app, const kde_data *data);
  * fingerprint, as resuming needs the same data. 0 or an exit code with the
  * message set. */
 int kde_data_load(mpmap_app *app, kde_data *data, mpmap_app_problem *problem);
+/* Rank 0, synthetic data only: /reference_density (the true density at
+ * the points) and /abs_error (k widths x m points) of the swept densities,
+ * and into best the width closest to the truth. 0, or non-zero when out
+ * of memory or a write failed (as mpmap_app_write_array). */
+int kde_data_write_reference(mpmap_app *app, const kde_data *data, const double *widths, int64_t k,
+                             const double *density, kde_best *best);
 void kde_data_free(kde_data *data);
 
 #endif

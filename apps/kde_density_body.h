@@ -22,21 +22,17 @@ KDE_INLINE int64_t kde_cube_count_d(const double *samples, int64_t n, int d, con
 }
 
 static int64_t kde_hypercube_count_impl(const double *samples, int64_t n, int d,
-                                         const double *point, double h)
+                                        const double *point, double h)
 {
     if (samples == NULL || point == NULL || n <= 0 || d <= 0)
         return 0;
     const double half = 0.5 * h; /* exact: the face itself is inside */
     /* Constant d lets the compiler unroll the coordinate loop into branch-free code. */
     switch (d) {
-    case 1:
-        return kde_cube_count_d(samples, n, 1, point, half);
-    case 2:
-        return kde_cube_count_d(samples, n, 2, point, half);
-    case 3:
-        return kde_cube_count_d(samples, n, 3, point, half);
-    default:
-        return kde_cube_count_d(samples, n, d, point, half);
+    case 1: return kde_cube_count_d(samples, n, 1, point, half);
+    case 2: return kde_cube_count_d(samples, n, 2, point, half);
+    case 3: return kde_cube_count_d(samples, n, 3, point, half);
+    default: return kde_cube_count_d(samples, n, d, point, half);
     }
 }
 
@@ -67,7 +63,7 @@ static void kde_sum_exp2_neg(const double *d2, int64_t m, double c2, double lane
 }
 
 static double kde_gaussian_density_impl(const double *samples, int64_t n, int d,
-                                         const double *point, double h)
+                                        const double *point, double h)
 {
     if (samples == NULL || point == NULL || n <= 0 || d <= 0)
         return NAN;

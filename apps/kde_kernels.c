@@ -130,13 +130,14 @@ struct kde_cv_plan {
     int64_t *fold_len;    /* [folds] rows per fold */
     int64_t *seg_begin;   /* [folds + 1] first position of each fold (multiple of KDE_LANES) */
     int64_t *block_first; /* [folds + 1] first bounding-box block of each fold */
-    double *coord;        /* [d * stride] coordinate j of position q at coord[j * stride + q]; padding is 0 */
-    double *ccoord;       /* [d * stride] the same minus the mean of the samples; padding is 0 */
-    double *cnorm2;       /* [stride] squared norm of the centred coordinates; padding is 0 */
-    double r2max;         /* largest cnorm2 */
-    double *d2min;        /* [stride] squared distance from a row to its nearest training row */
-    double *box_lo;       /* [nblocks * d] lower corner of each block of KDE_BLOCK positions */
-    double *box_hi;       /* [nblocks * d] upper corner */
+    double
+        *coord; /* [d * stride] coordinate j of position q at coord[j * stride + q]; padding is 0 */
+    double *ccoord; /* [d * stride] the same minus the mean of the samples; padding is 0 */
+    double *cnorm2; /* [stride] squared norm of the centred coordinates; padding is 0 */
+    double r2max;   /* largest cnorm2 */
+    double *d2min;  /* [stride] squared distance from a row to its nearest training row */
+    double *box_lo; /* [nblocks * d] lower corner of each block of KDE_BLOCK positions */
+    double *box_hi; /* [nblocks * d] upper corner */
 };
 
 /* ------------------------------------------------------- shared helpers */
@@ -218,8 +219,8 @@ typedef struct {
     double lo[KDE_CV_MAX_DIM], hi[KDE_CV_MAX_DIM];
 } kde_group_box;
 
-static void kde_group_load(const kde_cv_plan *p, int64_t first, int64_t remaining,
-                           double *xs, kde_group_box *g)
+static void kde_group_load(const kde_cv_plan *p, int64_t first, int64_t remaining, double *xs,
+                           kde_group_box *g)
 {
     const int d = p->d;
     g->valid = remaining < KDE_GROUP ? (int)remaining : KDE_GROUP;
@@ -316,14 +317,11 @@ int kde_kernels_use_path(isa_path path)
 
 #if ISA_X86
 /* Calls name_<path>(args) for the path in use. */
-#define KDE_DISPATCH(name, args)                                                          \
-    switch (kde_kernels_path()) {                                                         \
-    case ISA_AVX512:                                                                      \
-        return name##_avx512 args;                                                        \
-    case ISA_AVX2:                                                                        \
-        return name##_avx2 args;                                                          \
-    default:                                                                              \
-        return name##_scalar args;                                                        \
+#define KDE_DISPATCH(name, args)                                                                   \
+    switch (kde_kernels_path()) {                                                                  \
+    case ISA_AVX512: return name##_avx512 args;                                                    \
+    case ISA_AVX2: return name##_avx2 args;                                                        \
+    default: return name##_scalar args;                                                            \
     }
 #else
 #define KDE_DISPATCH(name, args) return name##_scalar args;
@@ -331,20 +329,14 @@ int kde_kernels_use_path(isa_path path)
 
 /* ------------------------------------------------------------------ exp */
 
-double kde_exp2(double t)
-{
-    return kde_exp2_scalar_scalar(t);
-}
+double kde_exp2(double t) { return kde_exp2_scalar_scalar(t); }
 
-void kde_exp2_many(const double *t, int64_t n, double *out)
-{
-    KDE_DISPATCH(kde_exp2_many_impl, (t, n, out))
-}
+void kde_exp2_many(const double *t, int64_t n,
+                   double *out){ KDE_DISPATCH(kde_exp2_many_impl, (t, n, out)) }
 
 /* ------------------------------------------------------------ hypercube */
 
-int64_t kde_hypercube_count(const double *samples, int64_t n, int d, const double *point,
-                            double h)
+int64_t kde_hypercube_count(const double *samples, int64_t n, int d, const double *point, double h)
 {
     KDE_DISPATCH(kde_hypercube_count_impl, (samples, n, d, point, h))
 }
@@ -357,8 +349,7 @@ double kde_hypercube_density(int64_t count, int64_t n, int d, double h)
 
 /* ------------------------------------------------------------- Gaussian */
 
-double kde_gaussian_density(const double *samples, int64_t n, int d, const double *point,
-                            double h)
+double kde_gaussian_density(const double *samples, int64_t n, int d, const double *point, double h)
 {
 #if ISA_X86
     if (kde_kernels_path() != ISA_SCALAR) /* AVX-512 CPUs too: see kde_density_body.h */
@@ -377,14 +368,12 @@ double kde_standard_normal_density(const double *point, int d)
 
 /* ------------------------------------------------------------------ plan */
 
-static int kde_plan_nearest(kde_cv_plan *p)
-{
-    KDE_DISPATCH(kde_plan_nearest, (p))
-}
+static int kde_plan_nearest(kde_cv_plan *p) { KDE_DISPATCH(kde_plan_nearest, (p)) }
 
 int kde_cv_plan_create(const double *samples, int64_t n, int d, int folds, kde_cv_plan **out)
 {
-    if (samples == NULL || out == NULL || n < 2 || d < 1 || d > KDE_CV_MAX_DIM || folds < 2 || (int64_t)folds > n)
+    if (samples == NULL || out == NULL || n < 2 || d < 1 || d > KDE_CV_MAX_DIM || folds < 2 ||
+        (int64_t)folds > n)
         return MPMAP_EINVAL;
     for (int64_t i = 0; i < n * d; i++)
         if (!isfinite(samples[i]))
@@ -410,8 +399,7 @@ int kde_cv_plan_create(const double *samples, int64_t n, int d, int folds, kde_c
         p->fold_len[f] = n / folds + (f < n % folds ? 1 : 0);
         p->seg_begin[f + 1] =
             p->seg_begin[f] + (p->fold_len[f] + KDE_LANES - 1) / KDE_LANES * KDE_LANES;
-        p->block_first[f + 1] =
-            p->block_first[f] + (p->fold_len[f] + KDE_BLOCK - 1) / KDE_BLOCK;
+        p->block_first[f + 1] = p->block_first[f] + (p->fold_len[f] + KDE_BLOCK - 1) / KDE_BLOCK;
     }
     p->stride = p->seg_begin[folds];
     const int64_t nblocks = p->block_first[folds];
@@ -527,10 +515,7 @@ static double kde_cv_score_one(const kde_cv_plan *p, double h)
     KDE_DISPATCH(kde_cv_score_one, (p, h))
 }
 
-double kde_cv_score(const kde_cv_plan *plan, double h)
-{
-    return kde_cv_score_one(plan, h);
-}
+double kde_cv_score(const kde_cv_plan *plan, double h) { return kde_cv_score_one(plan, h); }
 
 void kde_cv_scores(const kde_cv_plan *plan, const double *widths, int count, double *scores)
 {

@@ -30,8 +30,7 @@ extern "C" {
  * exactly on the cube's face counts). Samples with a NaN coordinate never
  * count.
  */
-int64_t kde_hypercube_count(const double *samples, int64_t n, int d, const double *point,
-                            double h);
+int64_t kde_hypercube_count(const double *samples, int64_t n, int d, const double *point, double h);
 
 /* count / (n * h^d): the Parzen-window density estimate for a cube of side h. */
 double kde_hypercube_density(int64_t count, int64_t n, int d, double h);
@@ -40,8 +39,7 @@ double kde_hypercube_density(int64_t count, int64_t n, int d, double h);
  * Gaussian KDE at point: (1/n) sum_x (2 pi h^2)^(-d/2) exp(-|x - point|^2 / (2 h^2)).
  * Terms with exponent below -707 are flushed to 0 (they are below 1e-307).
  */
-double kde_gaussian_density(const double *samples, int64_t n, int d, const double *point,
-                            double h);
+double kde_gaussian_density(const double *samples, int64_t n, int d, const double *point, double h);
 
 /* Density of the standard normal in d dimensions: (2 pi)^(-d/2) exp(-|p|^2 / 2). */
 double kde_standard_normal_density(const double *point, int d);

@@ -108,6 +108,7 @@ static int kde_setup(mpmap_app *app, void *ctx)
     if (!(p->width_values = mpmap_app_range_values(&p->widths)))
         return mpmap_app_failure(app, "out of memory");
     mpmap_app_problem *q = &p->problem;
+    /* clang-format off */
     mpmap_app_task_axis(app, q, &(mpmap_app_coord){
         .name = "width", .type = MPMAP_DOUBLE, .n = p->widths.count, .values = p->width_values,
         .units = "1", .long_name = p->kernel == KERNEL_HYPERCUBE ? "hypercube edge length h"
@@ -126,35 +127,8 @@ static int kde_setup(mpmap_app *app, void *ctx)
         q->fields[q->nfields++] = (mpmap_app_field){
             .name = "cv_score", .type = MPMAP_DOUBLE, .keep = true,
             .long_name = "K-fold cross-validated log-likelihood (Gaussian kernel), mean over folds" };
+    /* clang-format on */
     return 0;
-}
-
-/* Rank 0: /reference_density and /abs_error of synthetic data, and the
- * width whose density is closest to the truth (its attributes follow in
- * kde_finish). */
-static int write_reference(mpmap_app *app, kde_problem *p, const double *density)
-{
-    const kde_data *x = &p->data;
-    int64_t k = p->widths.count, m = x->m;
-    double *ref = malloc((size_t)m * sizeof *ref);
-    double *err = malloc((size_t)(k * m) * sizeof *err);
-    int rc = ref && err ? 0 : -1;
-    if (rc == 0)
-        p->best.reference = p->width_values[kde_best_reference(x->points, m, x->d, density, k, ref,
-                                                               err, &p->best.reference_error)];
-    if (rc == 0)
-        rc = mpmap_app_write_array(app, &(mpmap_app_field){
-            .name = "reference_density", .type = MPMAP_DOUBLE, .rank = 1, .shape = { m },
-            .dims = { "point_index" },
-            .long_name = "true density of the synthetic standard normal data" }, ref);
-    if (rc == 0)
-        rc = mpmap_app_write_array(app, &(mpmap_app_field){
-            .name = "abs_error", .type = MPMAP_DOUBLE, .rank = 2, .shape = { k, m },
-            .dims = { "width", "point_index" },
-            .long_name = "|density - reference_density|" }, err);
-    free(ref);
-    free(err);
-    return rc;
 }
 
 /* Rank 0, after a successful run: the query points, reference, errors,
@@ -167,12 +141,15 @@ static int kde_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
     const double *cv = mpmap_app_field_data(app, "cv_score");
     int64_t best = cv ? kde_best_cv(cv, p->widths.count) : 0;
     p->best = (kde_best){ NAN, NAN, cv ? p->width_values[best] : NAN };
+    /* clang-format off */
     int rc = mpmap_app_write_array(app, &(mpmap_app_field){
         .name = "point", .type = MPMAP_DOUBLE, .rank = 2, .shape = { x->m, x->d },
         .dims = { "point_index", "dim" },
         .long_name = "query points where the density is estimated" }, x->points);
+    /* clang-format on */
     if (rc == 0 && !x->input)
-        rc = write_reference(app, p, mpmap_app_field_data(app, "density"));
+        rc = kde_data_write_reference(app, x, p->width_values, p->widths.count,
+                                      mpmap_app_field_data(app, "density"), &p->best);
     double chosen = !isnan(p->best.cv) ? p->best.cv : p->best.reference;
     const mpmap_app_attr attrs[] = {
         x->input ? MPMAP_APP_NO_ATTR : MPMAP_APP_DOUBLE("best_width_reference", p->best.reference),
@@ -213,6 +190,7 @@ int main(int argc, char **argv)
     kde_problem p = { .data = { .samples_flag = 10000, .dim_flag = 2, .seed = 123 },
                       .widths = { 1.0, 1.2, 100 } };
     kde_data *x = &p.data;
+    /* clang-format off */
     mpmap_option options[] = {
         { .name = "--input", .kind = MPMAP_OPT_STRING, .target = &x->input,
           .metavar = "FILE.h5:/DATASET",
@@ -245,5 +223,6 @@ int main(int argc, char **argv)
         .options = options, .noptions = sizeof options / sizeof options[0], .context = &p,
         .problem = &p.problem, .check = kde_check, .setup = kde_setup, .map = kde_map,
         .finish = kde_finish, .print = kde_print, .cleanup = kde_cleanup };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

@@ -242,7 +242,9 @@ int knn_tree_build_ex(const double *data, int64_t n, int d, int leaf_size, unsig
     }
     for (int64_t i = 0; i < n; i++)
         t->perm[i] = i;
+    /* clang-format off */
     knn_builder b = {.t = t, .lo = scratch, .hi = scratch + d, .next = 0};
+    /* clang-format on */
     knn_build_node(&b, 0, n);
     free(scratch);
 
@@ -285,15 +287,9 @@ void knn_tree_free(knn_tree *t)
     free(t);
 }
 
-int64_t knn_tree_size(const knn_tree *t)
-{
-    return t->n;
-}
+int64_t knn_tree_size(const knn_tree *t) { return t->n; }
 
-int knn_tree_dim(const knn_tree *t)
-{
-    return t->d;
-}
+int knn_tree_dim(const knn_tree *t) { return t->d; }
 
 /* ----------------------------------------------------------- candidates -- */
 
@@ -421,7 +417,6 @@ typedef struct knn_search {
     knn_cands cands;
 } knn_search;
 
-
 /* ------------------------------------------------------ per-path copies -- */
 
 #define KNN_USE_AVX2 0
@@ -481,13 +476,10 @@ static knn_query_checked_fn knn_query_fn(void)
 {
     switch (knn_kernel_path()) {
 #if ISA_X86
-    case ISA_AVX512:
-        return knn_query_checked_avx512;
-    case ISA_AVX2:
-        return knn_query_checked_avx2;
+    case ISA_AVX512: return knn_query_checked_avx512;
+    case ISA_AVX2: return knn_query_checked_avx2;
 #endif
-    default:
-        return knn_query_checked_scalar;
+    default: return knn_query_checked_scalar;
     }
 }
 

@@ -94,9 +94,10 @@ static void knn_scan_perm(knn_search *s, const knn_node *node)
             __m256d a2 = _mm256_loadu_pd(r2 + j), a3 = _mm256_loadu_pd(r3 + j);
             __m256d t0 = _mm256_unpacklo_pd(a0, a1), t1 = _mm256_unpackhi_pd(a0, a1);
             __m256d t2 = _mm256_unpacklo_pd(a2, a3), t3 = _mm256_unpackhi_pd(a2, a3);
-            __m256d c[4] = {
-                _mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20),
-                _mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31)};
+            __m256d c[4] = { _mm256_permute2f128_pd(t0, t2, 0x20),
+                             _mm256_permute2f128_pd(t1, t3, 0x20),
+                             _mm256_permute2f128_pd(t0, t2, 0x31),
+                             _mm256_permute2f128_pd(t1, t3, 0x31) };
             for (int u = 0; u < 4; u++) {
                 __m256d diff = _mm256_sub_pd(_mm256_broadcast_sd(q + j + u), c[u]);
                 sum = _mm256_add_pd(sum, _mm256_mul_pd(diff, diff));
@@ -208,7 +209,9 @@ static void knn_search_node(knn_search *s, int64_t id)
 static void knn_query_checked(const knn_tree *t, const double *query, int k, double *dist,
                               int64_t *index)
 {
+    /* clang-format off */
     knn_search s = {.t = t, .q = query};
+    /* clang-format on */
     knn_cands_init(&s.cands, k, dist, index);
     knn_search_node(&s, 0);
     knn_cands_finish(&s.cands);

@@ -108,11 +108,13 @@ static int knn_setup(mpmap_app *app, void *ctx)
         return mpmap_app_usage(app, "-k: %lld neighbours but the data has only %lld point%s",
                                (long long)p->k, (long long)x->n, x->n == 1 ? "" : "s");
     if (!mpmap_app_fits_in_memory(x->m, (size_t)p->k * (sizeof(double) + sizeof(int64_t))))
-        return mpmap_app_usage(app, "-k: %lld neighbours for each of %lld queries do not fit in "
-                                    "memory",
+        return mpmap_app_usage(app,
+                               "-k: %lld neighbours for each of %lld queries do not fit in "
+                               "memory",
                                (long long)p->k, (long long)x->m);
 
     mpmap_app_problem *q = &p->problem;
+    /* clang-format off */
     mpmap_app_task_axis(app, q, &(mpmap_app_coord){ .name = "query", .type = MPMAP_INT64,
                                                     .n = x->m,
                                                     .long_name = "row of the queries (0-based)" });
@@ -127,6 +129,7 @@ static int knn_setup(mpmap_app *app, void *ctx)
     q->coords[q->ncoords++] = (mpmap_app_coord){ .name = "neighbour", .type = MPMAP_INT64,
                                                  .n = p->k,
                                                  .long_name = "rank of the neighbour, 0 = nearest" };
+    /* clang-format on */
     /* Resuming needs the same points: the fingerprint covers the shapes and
      * bytes of both inputs, and the effective k (a default may change). */
     mpmap_app_fingerprint_matrix(app, q, "data", x->data, x->n, x->d);
@@ -139,10 +142,11 @@ static int knn_setup(mpmap_app *app, void *ctx)
      * answers about twice as fast as reading the shared array through a
      * permutation, for n * d * 8 bytes per rank. */
     double start = MPI_Wtime();
-    if (knn_tree_build_ex(x->data, x->n, x->d, (int)p->leaf_size, KNN_TREE_COPY_POINTS,
-                          &p->tree) != KNN_OK)
-        return mpmap_app_failure(app, "cannot build the kd-tree over %lld x %d points: out of "
-                                      "memory",
+    if (knn_tree_build_ex(x->data, x->n, x->d, (int)p->leaf_size, KNN_TREE_COPY_POINTS, &p->tree) !=
+        KNN_OK)
+        return mpmap_app_failure(app,
+                                 "cannot build the kd-tree over %lld x %d points: out of "
+                                 "memory",
                                  (long long)x->n, x->d);
     p->build_time = MPI_Wtime() - start;
     return 0;
@@ -189,6 +193,7 @@ static void knn_cleanup(void *ctx)
 
 int main(int argc, char **argv)
 {
+    /* clang-format off */
     knn_problem p = { .in = { .points = 100000, .queries = 10000, .dim = 8, .seed = 1 }, .k = 5,
                       .leaf_size = KNN_DEFAULT_LEAF_SIZE };
     knn_data *x = &p.in;
@@ -226,5 +231,6 @@ int main(int argc, char **argv)
         .options = options, .noptions = sizeof options / sizeof options[0], .context = &p,
         .problem = &p.problem, .check = knn_check, .setup = knn_setup, .map = knn_map,
         .finish = knn_finish, .print = knn_print, .cleanup = knn_cleanup, .task_noun = "queries" };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

@@ -37,8 +37,8 @@ static int mc_pi_map(int64_t begin, int64_t end, void *records, mpmap_task_error
     const mc_pi_run *r = ctx;
     int64_t *out = records;
     for (int64_t t = begin; t < end; t++) {
-        int64_t hits = mc_pi_hits((uint64_t)r->seed, t,
-                                  mc_pi_task_samples(r->samples, r->tasks, t));
+        int64_t hits =
+            mc_pi_hits((uint64_t)r->seed, t, mc_pi_task_samples(r->samples, r->tasks, t));
         if (hits < 0) /* only on arguments the validation has ruled out */
             return mpmap_task_fail(err, t, 1, "cannot count the hits of task %lld (%s)",
                                    (long long)t, mpmap_strerror((int)hits));
@@ -59,8 +59,9 @@ static int mc_pi_check(mpmap_app *app, void *ctx)
      * checkpoint as much again: beyond memory it is a mistyped count, not
      * a run (checked before the output is created). */
     if (!mpmap_app_fits_in_memory(r->tasks, 2 * sizeof(int64_t)))
-        return mpmap_app_usage(app, "--tasks: %lld tasks do not fit in memory (one hit count "
-                                    "each in /hits)",
+        return mpmap_app_usage(app,
+                               "--tasks: %lld tasks do not fit in memory (one hit count "
+                               "each in /hits)",
                                (long long)r->tasks);
     return 0;
 }
@@ -70,6 +71,7 @@ static int mc_pi_setup(mpmap_app *app, void *ctx)
     mc_pi_run *r = ctx;
     mpmap_app_problem *p = &r->problem;
     p->ntasks = r->tasks;
+    /* clang-format off */
     p->fields[p->nfields++] = (mpmap_app_field){
         .name = "hits", .type = MPMAP_INT64,
         .long_name = "points of the task inside the quarter circle x^2 + y^2 < 1" };
@@ -77,6 +79,7 @@ static int mc_pi_setup(mpmap_app *app, void *ctx)
         .name = "task", .type = MPMAP_INT64, .n = r->tasks,
         .long_name = "task index; task t draws samples/tasks points, plus one when "
                      "t < samples % tasks, from random stream (seed, t)" };
+    /* clang-format on */
     p->reduce_op = MPMAP_REDUCE_SUM;
     p->reduce_type = MPMAP_INT64;
     p->reduction = &r->total_hits;
@@ -117,14 +120,15 @@ static void mc_pi_print(mpmap_app *app, const mpmap_report *report, void *ctx)
     printf("mc_pi: pi = %.10f +- %.2g (|pi - M_PI| = %.2f std errors)\n", r->pi, r->std_error,
            fabs(r->pi - MC_PI_TRUE) / r->std_error);
     printf("  %lld samples in %lld tasks, seed %lld, %lld hits, %s kernel, %.3g samples/s\n",
-           (long long)r->samples, (long long)r->tasks, (long long)r->seed,
-           (long long)r->total_hits, mc_pi_path_name(mc_pi_best_path()),
+           (long long)r->samples, (long long)r->tasks, (long long)r->seed, (long long)r->total_hits,
+           mc_pi_path_name(mc_pi_best_path()),
            report->wall_time > 0 ? drawn / report->wall_time : NAN);
 }
 
 int main(int argc, char **argv)
 {
     mc_pi_run r = { .samples = 1000000000, .tasks = 1000, .seed = 1 };
+    /* clang-format off */
     mpmap_option options[] = {
         { .name = "--samples", .kind = MPMAP_OPT_INT64, .target = &r.samples, .metavar = "N",
           .help = "random points in all (1e9 notation accepted)", .default_text = "1e9",
@@ -140,5 +144,6 @@ int main(int argc, char **argv)
                           .options = options, .noptions = 3, .context = &r, .problem = &r.problem,
                           .check = mc_pi_check, .setup = mc_pi_setup, .map = mc_pi_map,
                           .finish = mc_pi_finish, .print = mc_pi_print };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

@@ -21,6 +21,13 @@ typedef struct ps_args {
     ps_flags_seen seen;
 } ps_args;
 
+/* The most flags ps_flags writes. */
+#define PS_MAX_FLAGS 8
+
+/* param_sweep's own flags (out: room for PS_MAX_FLAGS), with their targets
+ * in a; returns how many. */
+size_t ps_flags(ps_args *a, mpmap_option *out);
+
 /* Collective: fills *eval from the flags, or returns an exit code with the
  * message set (bad flags, a command that fails at the first point, a
  * grid whose results cannot fit). Picks --on-error continue for --exec

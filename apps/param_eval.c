@@ -50,12 +50,10 @@ static int eval_exec(const ps_eval *s, const double *point, double *record, char
         if (outcome.signal > 0)
             return PS_STATUS_SIGNAL_BASE + outcome.signal;
         return outcome.exit_code > 0 ? outcome.exit_code : PS_STATUS_SYSTEM;
-    case EXEC_ETIMEOUT:
-        return PS_STATUS_TIMEOUT;
+    case EXEC_ETIMEOUT: return PS_STATUS_TIMEOUT;
     case EXEC_EOUTPUT:
         return count > (int)s->record_length ? PS_STATUS_COUNT : PS_STATUS_UNPARSABLE;
-    default:
-        return PS_STATUS_SYSTEM;
+    default: return PS_STATUS_SYSTEM;
     }
 }
 
@@ -101,9 +99,10 @@ int ps_eval_probe(ps_eval *s, char *msg, size_t msglen)
         return -1;
     }
     if (count < 1 || count > PS_EXEC_MAX_RECORD) {
-        snprintf(msg, msglen, "--exec: the command printed %d numbers at the first grid point (%s); "
-                              "expected 1 to %lld", count, where[0] ? where : "no parameters",
-                 (long long)PS_EXEC_MAX_RECORD);
+        snprintf(msg, msglen,
+                 "--exec: the command printed %d numbers at the first grid point (%s); "
+                 "expected 1 to %lld",
+                 count, where[0] ? where : "no parameters", (long long)PS_EXEC_MAX_RECORD);
         return -1;
     }
     s->record_length = count;
@@ -145,7 +144,10 @@ int ps_eval_configure(ps_eval *s, const mpmap_cli_strings *specs, const char *mo
     }
 
     if (s->command) {
-        const char *stray = seen->length ? "--length" : seen->record ? "--record" : seen->dt ? "--dt" : NULL;
+        const char *stray = seen->length   ? "--length"
+                            : seen->record ? "--record"
+                            : seen->dt     ? "--dt"
+                                           : NULL;
         if (stray) {
             snprintf(msg, msglen, "%s: only applies to --model, not --exec", stray);
             return -1;
@@ -187,7 +189,6 @@ int ps_eval_configure(ps_eval *s, const mpmap_cli_strings *specs, const char *mo
     s->record_length = s->model->record_length(&s->options);
     return 0;
 }
-
 
 /* Name of record field i: the model's, or value_i for --exec. */
 void ps_eval_field_name(const ps_eval *s, int64_t i, char *buf, size_t buflen)
@@ -250,10 +251,9 @@ void ps_help_text(char *buf, size_t len)
         used += snprintf(buf + used, len - (size_t)used, "\n  %-7s", m->name);
         for (int j = 0; j < m->nparams && (size_t)used < len; j++)
             used += m->params[j].required
-                        ? snprintf(buf + used, len - (size_t)used, " %s",
-                                   m->params[j].name)
-                        : snprintf(buf + used, len - (size_t)used, " %s[%g]",
-                                   m->params[j].name, m->params[j].default_value);
+                        ? snprintf(buf + used, len - (size_t)used, " %s", m->params[j].name)
+                        : snprintf(buf + used, len - (size_t)used, " %s[%g]", m->params[j].name,
+                                   m->params[j].default_value);
         if ((size_t)used < len)
             used += snprintf(buf + used, len - (size_t)used, ": %s", m->summary);
     }

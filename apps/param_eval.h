@@ -27,9 +27,9 @@ enum {
 };
 #define PS_STATUS_SIGNAL_BASE 128 /* killed by signal N: 128 + N, as shells report it */
 
-#define PS_STATUS_DOC                                                                             \
-    "0 ok; 1..255 exit code of the command; 128+N killed by signal N; -1 command could not be "  \
-    "run; -2 timed out (--timeout); -3 unparsable output; -4 wrong number of values; -5 model "   \
+#define PS_STATUS_DOC                                                                              \
+    "0 ok; 1..255 exit code of the command; 128+N killed by signal N; -1 command could not be "    \
+    "run; -2 timed out (--timeout); -3 unparsable output; -4 wrong number of values; -5 model "    \
     "could not compute the point"
 
 /* Longest record accepted from --exec. */
@@ -43,10 +43,10 @@ typedef struct ps_eval {
     const char *names[PARAM_GRID_MAX_PARAMS]; /* axis names, for --exec templates */
     const param_model *model;                 /* NULL with --exec */
     param_model_options options;
-    int source[PS_MODEL_MAX_PARAMS];          /* model parameter -> grid axis or -1 */
-    const char *command;                      /* --exec template, or NULL */
-    double timeout;                           /* seconds, <= 0 = none */
-    int64_t record_length;                    /* doubles per record */
+    int source[PS_MODEL_MAX_PARAMS]; /* model parameter -> grid axis or -1 */
+    const char *command;             /* --exec template, or NULL */
+    double timeout;                  /* seconds, <= 0 = none */
+    int64_t record_length;           /* doubles per record */
 } ps_eval;
 
 /* Which flags were given, for the checks of ps_eval_configure. */

@@ -15,7 +15,7 @@
 /* Longest piece of user text quoted back in an error message. */
 #define QUOTE_MAX 200
 
-static const char *const reserved_names[] = {"result", "status", "trace", "field"};
+static const char *const reserved_names[] = { "result", "status", "trace", "field" };
 
 int param_fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -64,10 +64,7 @@ int param_name_reserved(const char *name)
     return 0;
 }
 
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
 /* Strips blanks in place; returns the start of the trimmed text. */
 static char *trim(char *text)
@@ -166,21 +163,26 @@ static int parse_range(char *text, const char *spec, param_axis *axis, char *err
     double start, stop;
     int64_t count;
     if (param_parse_double(fields[0], &start) != PARAM_OK)
-        return param_fail(err, errlen, "--param: invalid START '%.*s' in '%.*s' (expected a finite number)",
-                    QUOTE_MAX, trim(fields[0]), QUOTE_MAX, spec);
+        return param_fail(err, errlen,
+                          "--param: invalid START '%.*s' in '%.*s' (expected a finite number)",
+                          QUOTE_MAX, trim(fields[0]), QUOTE_MAX, spec);
     if (param_parse_double(fields[1], &stop) != PARAM_OK)
-        return param_fail(err, errlen, "--param: invalid STOP '%.*s' in '%.*s' (expected a finite number)",
-                    QUOTE_MAX, trim(fields[1]), QUOTE_MAX, spec);
+        return param_fail(err, errlen,
+                          "--param: invalid STOP '%.*s' in '%.*s' (expected a finite number)",
+                          QUOTE_MAX, trim(fields[1]), QUOTE_MAX, spec);
     if (parse_count(fields[2], &count) != PARAM_OK || count < 1 || count > PARAM_GRID_MAX_POINTS)
-        return param_fail(err, errlen,
-                    "--param: invalid COUNT '%.*s' in '%.*s' (expected an integer from 1 to %lld)",
-                    QUOTE_MAX, trim(fields[2]), QUOTE_MAX, spec, (long long)PARAM_GRID_MAX_POINTS);
+        return param_fail(
+            err, errlen,
+            "--param: invalid COUNT '%.*s' in '%.*s' (expected an integer from 1 to %lld)",
+            QUOTE_MAX, trim(fields[2]), QUOTE_MAX, spec, (long long)PARAM_GRID_MAX_POINTS);
     if (!isfinite(stop - start))
-        return param_fail(err, errlen, "--param: STOP - START overflows in '%.*s'", QUOTE_MAX, spec);
+        return param_fail(err, errlen, "--param: STOP - START overflows in '%.*s'", QUOTE_MAX,
+                          spec);
     if (count == 1 && start != stop)
-        return param_fail(err, errlen,
-                    "--param: COUNT 1 needs START == STOP in '%.*s' (use NAME=v for one value)",
-                    QUOTE_MAX, spec);
+        return param_fail(
+            err, errlen,
+            "--param: COUNT 1 needs START == STOP in '%.*s' (use NAME=v for one value)", QUOTE_MAX,
+            spec);
     axis->kind = PARAM_AXIS_RANGE;
     axis->start = start;
     axis->stop = stop;
@@ -211,8 +213,8 @@ static int parse_list(char *text, const char *spec, param_axis *axis, char *err,
             if (*shown == '\0')
                 return param_fail(err, errlen, "--param: empty value in '%.*s'", QUOTE_MAX, spec);
             return param_fail(err, errlen,
-                        "--param: invalid value '%.*s' in '%.*s' (expected a finite number)",
-                        QUOTE_MAX, shown, QUOTE_MAX, spec);
+                              "--param: invalid value '%.*s' in '%.*s' (expected a finite number)",
+                              QUOTE_MAX, shown, QUOTE_MAX, spec);
         }
         field = comma ? comma + 1 : field;
     }
@@ -239,24 +241,25 @@ int param_grid_add(param_grid *grid, const char *spec, char *err, size_t errlen)
     size_t namelen = (size_t)(eq - spec);
     if (namelen >= PARAM_NAME_MAX)
         return param_fail(err, errlen, "--param: name longer than %d characters in '%.*s'",
-                    PARAM_NAME_MAX - 1, QUOTE_MAX, spec);
+                          PARAM_NAME_MAX - 1, QUOTE_MAX, spec);
     memcpy(axis.name, spec, namelen);
     axis.name[namelen] = '\0';
     if (!param_name_valid(axis.name))
-        return param_fail(err, errlen,
-                    "--param: invalid name '%s' in '%.*s' (names match [A-Za-z_][A-Za-z0-9_]*)",
-                    axis.name, QUOTE_MAX, spec);
+        return param_fail(
+            err, errlen,
+            "--param: invalid name '%s' in '%.*s' (names match [A-Za-z_][A-Za-z0-9_]*)", axis.name,
+            QUOTE_MAX, spec);
     if (param_name_reserved(axis.name))
         return param_fail(err, errlen,
-                    "--param: '%s' is reserved for an output dataset "
-                    "(result, status, trace, field), got '%.*s'",
-                    axis.name, QUOTE_MAX, spec);
+                          "--param: '%s' is reserved for an output dataset "
+                          "(result, status, trace, field), got '%.*s'",
+                          axis.name, QUOTE_MAX, spec);
     if (param_grid_find(grid, axis.name) >= 0)
         return param_fail(err, errlen, "--param: duplicate parameter '%s' in '%.*s'", axis.name,
-                    QUOTE_MAX, spec);
+                          QUOTE_MAX, spec);
     if (grid->nparams >= PARAM_GRID_MAX_PARAMS)
         return param_fail(err, errlen, "--param: more than %d parameters at '%.*s'",
-                    PARAM_GRID_MAX_PARAMS, QUOTE_MAX, spec);
+                          PARAM_GRID_MAX_PARAMS, QUOTE_MAX, spec);
 
     char *text = malloc(strlen(eq + 1) + 1);
     if (!text) {
@@ -273,10 +276,11 @@ int param_grid_add(param_grid *grid, const char *spec, char *err, size_t errlen)
     /* Both factors are <= 2^40, so test before multiplying. */
     if (axis.count > PARAM_GRID_MAX_POINTS / grid->npoints) {
         free(axis.values);
-        return param_fail(err, errlen,
-                    "--param: grid too large: %lld x %lld points exceeds the limit of %lld at '%.*s'",
-                    (long long)grid->npoints, (long long)axis.count,
-                    (long long)PARAM_GRID_MAX_POINTS, QUOTE_MAX, spec);
+        return param_fail(
+            err, errlen,
+            "--param: grid too large: %lld x %lld points exceeds the limit of %lld at '%.*s'",
+            (long long)grid->npoints, (long long)axis.count, (long long)PARAM_GRID_MAX_POINTS,
+            QUOTE_MAX, spec);
     }
     param_axis *axes = realloc(grid->axes, (size_t)(grid->nparams + 1) * sizeof *axes);
     if (!axes) {

@@ -105,7 +105,8 @@ int param_parse_double(const char *text, double *out);
 
 /* Writes a printf-style one-line message to err (when err is non-NULL) and
  * returns PARAM_EINVAL, so parsers can `return param_fail(err, errlen, ...)`. */
-int param_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int param_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* 1 if name matches [A-Za-z_][A-Za-z0-9_]* and fits PARAM_NAME_MAX, else 0. */
 int param_name_valid(const char *name);

@@ -30,23 +30,23 @@ void param_model_options_init(param_model_options *options)
 enum { LINEAR_P1, LINEAR_P2 };
 
 static const param_model_param linear_params[] = {
-    {"p1", 1, 0.0},
-    {"p2", 1, 0.0},
+    { "p1", 1, 0.0 },
+    { "p2", 1, 0.0 },
 };
 
-static const char *const linear_summary_fields[] = {"mean", "min", "max", "last"};
+static const char *const linear_summary_fields[] = { "mean", "min", "max", "last" };
 
 static int linear_check(const param_model_options *options, char *err, size_t errlen)
 {
     int64_t m = options->length;
     if (options->record == PARAM_RECORD_VECTOR && (m < 1 || m > LINEAR_MAX_VECTOR))
         return param_fail(err, errlen,
-                    "--length: model 'linear' with --record vector needs 1..%lld, got %lld",
-                    (long long)LINEAR_MAX_VECTOR, (long long)m);
+                          "--length: model 'linear' with --record vector needs 1..%lld, got %lld",
+                          (long long)LINEAR_MAX_VECTOR, (long long)m);
     if (options->record == PARAM_RECORD_SUMMARY && (m < 1 || m > MODEL_MAX_LENGTH))
         return param_fail(err, errlen,
-                    "--length: model 'linear' with --record summary needs 1..%lld, got %lld",
-                    (long long)MODEL_MAX_LENGTH, (long long)m);
+                          "--length: model 'linear' with --record summary needs 1..%lld, got %lld",
+                          (long long)MODEL_MAX_LENGTH, (long long)m);
     if (options->record != PARAM_RECORD_VECTOR && options->record != PARAM_RECORD_SUMMARY)
         return param_fail(err, errlen, "--record: expected vector or summary");
     return PARAM_OK;
@@ -66,8 +66,8 @@ static void linear_field_name(const param_model_options *options, int64_t field,
         snprintf(buf, buflen, "y_%lld", (long long)field);
 }
 
-static int linear_evaluate(const double *params, const param_model_options *options,
-                           double *record, char *err, size_t errlen)
+static int linear_evaluate(const double *params, const param_model_options *options, double *record,
+                           char *err, size_t errlen)
 {
     const double p1 = params[LINEAR_P1];
     const double offset = params[LINEAR_P2] * params[LINEAR_P2];
@@ -95,7 +95,7 @@ static int linear_evaluate(const double *params, const param_model_options *opti
     record[3] = value;
     if (!isfinite(record[0]))
         return param_fail(err, errlen, "linear: mean overflows for p1=%.17g p2=%.17g", p1,
-                    params[LINEAR_P2]);
+                          params[LINEAR_P2]);
     return PARAM_OK;
 }
 
@@ -104,12 +104,12 @@ static int linear_evaluate(const double *params, const param_model_options *opti
 enum { LORENZ_SIGMA, LORENZ_RHO, LORENZ_BETA };
 
 static const param_model_param lorenz_params[] = {
-    {"sigma", 0, 10.0},
-    {"rho", 0, 28.0},
-    {"beta", 0, 8.0 / 3.0},
+    { "sigma", 0, 10.0 },
+    { "rho", 0, 28.0 },
+    { "beta", 0, 8.0 / 3.0 },
 };
 
-static const char *const lorenz_fields[] = {"mean_z", "max_z", "mean_x2", "lyapunov"};
+static const char *const lorenz_fields[] = { "mean_z", "max_z", "mean_x2", "lyapunov" };
 
 static void lorenz_rhs(const double s[3], double sigma, double rho, double beta, double d[3])
 {
@@ -141,13 +141,13 @@ static int lorenz_check(const param_model_options *options, char *err, size_t er
         return param_fail(err, errlen, "--dt: expected a finite number > 0, got %g", options->dt);
     if (options->burn_in < 0)
         return param_fail(err, errlen, "lorenz: burn-in must be >= 0, got %lld",
-                    (long long)options->burn_in);
+                          (long long)options->burn_in);
     if (options->length <= options->burn_in || options->length > MODEL_MAX_LENGTH)
         return param_fail(err, errlen,
-                    "--length: model 'lorenz' needs more steps than its burn-in of %lld "
-                    "(and at most %lld), got %lld",
-                    (long long)options->burn_in, (long long)MODEL_MAX_LENGTH,
-                    (long long)options->length);
+                          "--length: model 'lorenz' needs more steps than its burn-in of %lld "
+                          "(and at most %lld), got %lld",
+                          (long long)options->burn_in, (long long)MODEL_MAX_LENGTH,
+                          (long long)options->length);
     return PARAM_OK;
 }
 
@@ -169,8 +169,8 @@ static int state_finite(const double s[3])
     return isfinite(s[0]) && isfinite(s[1]) && isfinite(s[2]);
 }
 
-static int lorenz_evaluate(const double *params, const param_model_options *options,
-                           double *record, char *err, size_t errlen)
+static int lorenz_evaluate(const double *params, const param_model_options *options, double *record,
+                           char *err, size_t errlen)
 {
     const double sigma = params[LORENZ_SIGMA], rho = params[LORENZ_RHO];
     const double beta = params[LORENZ_BETA], dt = options->dt;
@@ -181,17 +181,19 @@ static int lorenz_evaluate(const double *params, const param_model_options *opti
      * separation has turned onto the most unstable direction, instead of
      * charging the initial projection onto it (log of a small factor) to
      * the exponent. */
-    double state[3] = {1.0, 1.0, 1.0};
-    double twin[3] = {1.0 + LORENZ_SEPARATION, 1.0, 1.0};
+    double state[3] = { 1.0, 1.0, 1.0 };
+    double twin[3] = { 1.0 + LORENZ_SEPARATION, 1.0, 1.0 };
     double sum_z = 0.0, max_z = -INFINITY, sum_x2 = 0.0, sum_log = 0.0;
     for (int64_t s = 0; s < options->length; s++) {
         lorenz_rk4_step(state, sigma, rho, beta, dt);
         lorenz_rk4_step(twin, sigma, rho, beta, dt);
-        double delta[3] = {twin[0] - state[0], twin[1] - state[1], twin[2] - state[2]};
+        double delta[3] = { twin[0] - state[0], twin[1] - state[1], twin[2] - state[2] };
         double d = sqrt(delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]);
         if (!state_finite(state) || !(d > 0.0) || !isfinite(d))
-            return param_fail(err, errlen, "lorenz: trajectory diverged at step %lld for "
-                        "sigma=%.17g rho=%.17g beta=%.17g", (long long)(s + 1), sigma, rho, beta);
+            return param_fail(err, errlen,
+                              "lorenz: trajectory diverged at step %lld for "
+                              "sigma=%.17g rho=%.17g beta=%.17g",
+                              (long long)(s + 1), sigma, rho, beta);
         double scale = LORENZ_SEPARATION / d;
         for (int i = 0; i < 3; i++)
             twin[i] = state[i] + delta[i] * scale;
@@ -240,6 +242,7 @@ static const param_model models[] = {
 
 #define NMODELS ((int)(sizeof models / sizeof models[0]))
 
+/* clang-format off */
 int param_model_count(void)
 {
     return NMODELS;
@@ -319,3 +322,4 @@ void param_model_params(const param_model *model, const int *source, const doubl
     for (int j = 0; j < model->nparams; j++)
         params[j] = source[j] >= 0 ? point[source[j]] : model->params[j].default_value;
 }
+/* clang-format on */

@@ -57,7 +57,7 @@ typedef struct param_model_options {
 /* One parameter a model reads. */
 typedef struct param_model_param {
     const char *name;
-    int required;         /* 1: needs a --param axis; 0: default_value is used */
+    int required; /* 1: needs a --param axis; 0: default_value is used */
     double default_value;
 } param_model_param;
 
@@ -72,8 +72,7 @@ typedef struct param_model {
     /* Doubles per record for these (checked) options. */
     int64_t (*record_length)(const param_model_options *options);
     /* Name of record field i, for the output's `field` coordinate. */
-    void (*field_name)(const param_model_options *options, int64_t field, char *buf,
-                       size_t buflen);
+    void (*field_name)(const param_model_options *options, int64_t field, char *buf, size_t buflen);
     /* params: nparams values in the order of `params`. Writes record_length
      * doubles; returns 0, or PARAM_EINVAL with a one-line message when the
      * point cannot be computed (e.g. the trajectory diverges). */

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Most flags of the app's own (ps_flags). */
-#define PS_MAX_FLAGS 8
 /* Longest field name in /field. */
 #define PS_FIELD_NAME_MAX 64
 
@@ -96,9 +94,11 @@ static int ps_setup(mpmap_app *app, void *ctx)
         for (int64_t j = 0; j < axis->count; j++)
             s->axis_values[k][j] = param_axis_value(axis, j);
         snprintf(s->axis_long_names[k], sizeof s->axis_long_names[k], "parameter %s", axis->name);
+        /* clang-format off */
         code = mpmap_app_task_axis(app, p, &(mpmap_app_coord){
             .name = axis->name, .type = MPMAP_DOUBLE, .n = axis->count,
             .values = s->axis_values[k], .long_name = s->axis_long_names[k] });
+        /* clang-format on */
         if (code != 0)
             return code;
     }
@@ -112,6 +112,7 @@ static int ps_setup(mpmap_app *app, void *ctx)
         s->field_names[i] = s->field_text + i * PS_FIELD_NAME_MAX;
         ps_eval_field_name(e, i, s->field_names[i], PS_FIELD_NAME_MAX);
     }
+    /* clang-format off */
     p->coords[p->ncoords++] = (mpmap_app_coord){ .name = "field", .n = e->record_length,
                                                  .strings = (const char *const *)s->field_names,
                                                  .long_name = "name of the record's field" };
@@ -121,6 +122,7 @@ static int ps_setup(mpmap_app *app, void *ctx)
         .long_name = e->model ? "model record at each grid point (NaN where /status != 0)"
                               : "numbers printed by the command at each grid point (NaN where "
                                 "/status != 0)" };
+    /* clang-format on */
     p->status = true;
     p->status_codes = PS_STATUS_DOC;
     /* The record length of --exec comes from running the command, not from
@@ -145,8 +147,9 @@ static int ps_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
         MPMAP_APP_INT64("record_length", e->record_length),
         e->model ? MPMAP_APP_STRING("model", e->model->name) : none,
         e->model ? MPMAP_APP_INT64("model_length", e->options.length) : none,
-        linear ? MPMAP_APP_STRING("model_record", e->options.record == PARAM_RECORD_SUMMARY
-                                                      ? "summary" : "vector") : none,
+        linear ? MPMAP_APP_STRING("model_record",
+                                  e->options.record == PARAM_RECORD_SUMMARY ? "summary" : "vector")
+               : none,
         lorenz ? MPMAP_APP_DOUBLE("model_dt", e->options.dt) : none,
         lorenz ? MPMAP_APP_INT64("model_burn_in", e->options.burn_in) : none,
         e->command ? MPMAP_APP_STRING("command", e->command) : none,
@@ -164,7 +167,8 @@ static void ps_print(mpmap_app *app, const mpmap_report *report, void *ctx)
 {
     (void)report;
     const ps_eval *e = &((const ps_sweep *)ctx)->eval;
-    printf("param_sweep: %lld point%s", (long long)e->grid.npoints, e->grid.npoints == 1 ? "" : "s");
+    printf("param_sweep: %lld point%s", (long long)e->grid.npoints,
+           e->grid.npoints == 1 ? "" : "s");
     for (int k = 0; k < e->grid.nparams; k++)
         printf("%s%s[%lld]", k ? " x " : " over ", e->grid.axes[k].name,
                (long long)e->grid.axes[k].count);
@@ -187,60 +191,19 @@ static void ps_cleanup(void *ctx)
     param_grid_free(&s->eval.grid);
 }
 
-static const char *const record_names[] = { "vector", "summary", NULL };
-
-/* The app's own flags, with their targets in s. */
-static size_t ps_flags(ps_sweep *s, mpmap_option *out)
-{
-    const mpmap_option flags[] = {
-        { .name = "--param", .kind = MPMAP_OPT_STRING_LIST, .target = &s->args.specs,
-          .metavar = "NAME=A:B:N|NAME=v1,v2,...",
-          .help = "one grid axis: N values evenly spaced from A to B, or the listed values; "
-                  "repeat for more axes (the first varies slowest)" },
-        { .name = "--model", .kind = MPMAP_OPT_STRING, .target = &s->args.model_name,
-          .metavar = "NAME",
-          .help = "built-in model to evaluate (listed above); or --exec" },
-        { .name = "--exec", .kind = MPMAP_OPT_STRING, .target = &s->args.command,
-          .metavar = "'COMMAND {NAME}...'",
-          .help = "shell command run at every point, {NAME} replaced by the parameter's value; it "
-                  "prints the record as whitespace-separated numbers; failed points go to "
-                  "/status and the sweep continues unless --on-error stop" },
-        { .name = "--length", .kind = MPMAP_OPT_INT64, .target = &s->args.length, .metavar = "M",
-          .help = "model length: linear values, lorenz steps",
-          .default_text = "linear 100, lorenz 10000", .min = 1, .max = INFINITY,
-          .seen = &s->args.seen.length },
-        { .name = "--record", .kind = MPMAP_OPT_CHOICE, .target = &s->args.record,
-          .help = "linear: all M values, or mean,min,max,last", .default_text = "vector",
-          .choices = record_names, .seen = &s->args.seen.record },
-        { .name = "--dt", .kind = MPMAP_OPT_DOUBLE, .target = &s->args.dt, .metavar = "DT",
-          .help = "lorenz: RK4 time step", .default_text = "0.01", .min = 0, .max = INFINITY,
-          .flags = MPMAP_OPT_EXCLUSIVE_MIN, .seen = &s->args.seen.dt },
-        { .name = "--record-length", .kind = MPMAP_OPT_INT64, .target = &s->args.record_length,
-          .metavar = "N",
-          .help = "--exec: numbers per point (default: what the first point prints; it is run "
-                  "once beforehand to learn it)",
-          .min = 1, .max = (double)PS_EXEC_MAX_RECORD, .seen = &s->args.seen.record_length },
-        { .name = "--timeout", .kind = MPMAP_OPT_DOUBLE, .target = &s->args.timeout, .metavar = "S",
-          .help = "--exec: seconds a point may run before it is killed and fails",
-          .default_text = "none", .min = 0, .max = INFINITY, .flags = MPMAP_OPT_EXCLUSIVE_MIN,
-          .seen = &s->args.seen.timeout },
-    };
-    _Static_assert(sizeof flags / sizeof flags[0] <= PS_MAX_FLAGS, "raise PS_MAX_FLAGS");
-    memcpy(out, flags, sizeof flags);
-    return sizeof flags / sizeof flags[0];
-}
-
 int main(int argc, char **argv)
 {
     ps_sweep s = { .args = { .record = PARAM_RECORD_VECTOR, .dt = 0.01 } };
     mpmap_option options[PS_MAX_FLAGS];
-    size_t noptions = ps_flags(&s, options);
+    size_t noptions = ps_flags(&s.args, options);
     ps_help_text(s.summary, sizeof s.summary);
+    /* clang-format off */
     mpmap_app_def def = {
         .name = "param_sweep", .default_output = "param_sweep.h5", .summary = s.summary,
         .options = options, .noptions = noptions, .context = &s,
         .problem = &s.problem, .setup = ps_setup, .map = ps_map, .task_failed = ps_task_failed,
         .task_name = ps_task_name, .finish = ps_finish, .print = ps_print, .cleanup = ps_cleanup,
         .task_noun = "points", .on_error_default = "stop with --model, continue with --exec" };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

@@ -79,7 +79,7 @@ static double now_seconds(void)
 
 static void sleep_seconds(double seconds)
 {
-    struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
+    struct timespec ts = { (time_t)seconds, (long)((seconds - floor(seconds)) * 1e9) };
     /* An early wake-up only shortens one polling interval. */
     nanosleep(&ts, NULL);
 }
@@ -181,10 +181,10 @@ static int spawn_shell(const char *command, int out_fd, int err_fd, pid_t *pid)
     if (rc == 0)
         rc = posix_spawnattr_setsigdefault(&attr, &defaults);
     if (rc == 0)
-        rc = posix_spawnattr_setflags(
-            &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                                 POSIX_SPAWN_SETSIGDEF);
     if (rc == 0) {
-        char *argv[] = {"sh", "-c", (char *)command, NULL};
+        char *argv[] = { "sh", "-c", (char *)command, NULL };
         rc = posix_spawn(pid, "/bin/sh", &actions, &attr, argv, environ);
     }
     posix_spawnattr_destroy(&attr);
@@ -200,7 +200,7 @@ int proc_run(const char *command, double timeout, double kill_grace, proc_sink s
     r->elapsed = 0.0;
     r->reason[0] = '\0';
     const double started = now_seconds();
-    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
     if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 ||
         move_above_stdio(&out_pipe[1]) < 0 || move_above_stdio(&err_pipe[1]) < 0) {
         proc_message(r->reason, sizeof r->reason, "cannot create pipes: %s", strerror(errno));
@@ -225,7 +225,7 @@ int proc_run(const char *command, double timeout, double kill_grace, proc_sink s
 
     const double deadline = timeout > 0 ? started + timeout : 0.0;
     int timed_out = 0;
-    struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    struct pollfd fds[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
     char chunk[8192];
     while ((fds[0].fd >= 0 || fds[1].fd >= 0) && !r->failed) {
         int wait_ms = -1;

@@ -35,11 +35,11 @@ typedef int (*proc_sink)(int stream, const char *data, size_t n, void *ctx, char
                          size_t reasonlen);
 
 typedef struct proc_result {
-    int exit_code;   /* exit status when the shell exited, else -1 */
-    int signal;      /* signal that ended it, else 0 */
-    int timed_out;   /* 1 when the timeout expired */
-    int failed;      /* the reading stopped: poll/read failed, or the sink said so */
-    double elapsed;  /* seconds from the start to reaping */
+    int exit_code;                /* exit status when the shell exited, else -1 */
+    int signal;                   /* signal that ended it, else 0 */
+    int timed_out;                /* 1 when the timeout expired */
+    int failed;                   /* the reading stopped: poll/read failed, or the sink said so */
+    double elapsed;               /* seconds from the start to reaping */
     char reason[PROC_REASON_MAX]; /* why failed, or why proc_run returned -1 */
 } proc_result;
 

@@ -178,8 +178,10 @@ int task_template_validate(const char *tmpl, char *err, size_t errlen)
         i += n - 1;
     }
     if (!found) {
-        snprintf(err, errlen, "--template: no placeholder such as {} in '%s': every task would "
-                              "run the same command", tmpl);
+        snprintf(err, errlen,
+                 "--template: no placeholder such as {} in '%s': every task would "
+                 "run the same command",
+                 tmpl);
         return -1;
     }
     return 0;
@@ -244,16 +246,16 @@ static void put_part(sbuf *b, int which, const char *line)
     const char *dot = strrchr(base, '.');
     size_t base_noext = dot && dot != base ? (size_t)(dot - base) : base_n;
     switch (which) {
-    case 0: put_quoted(b, line, n); break;                                   /* {} */
-    case 1: put_quoted(b, line, (size_t)(base - line) + base_noext); break;   /* {.} */
-    case 2: put_quoted(b, base, base_n); break;                              /* {/} */
-    case 3:                                                                  /* {//} */
+    case 0: put_quoted(b, line, n); break;                                  /* {} */
+    case 1: put_quoted(b, line, (size_t)(base - line) + base_noext); break; /* {.} */
+    case 2: put_quoted(b, base, base_n); break;                             /* {/} */
+    case 3:                                                                 /* {//} */
         if (!slash)
             put(b, ".", 1);
         else
             put_quoted(b, line, slash == line ? 1 : (size_t)(slash - line));
         break;
-    case 4: put_quoted(b, base, base_noext); break;                          /* {/.} */
+    case 4: put_quoted(b, base, base_noext); break; /* {/.} */
     default: break;
     }
 }

@@ -338,6 +338,7 @@ static const char tl_summary[] =
 /* The app's own flags, with their targets in s. */
 static size_t tl_flags(tl_list *s, mpmap_option *out)
 {
+    /* clang-format off */
     const mpmap_option flags[] = {
         { .name = "--tasks", .kind = MPMAP_OPT_STRING, .target = &s->tasks_path,
           .metavar = "FILE",
@@ -387,3 +388,4 @@ int main(int argc, char **argv)
     };
     return mpmap_app_main(argc, argv, &def);
 }
+/* clang-format on */

@@ -29,9 +29,9 @@ enum {
     TL_STATUS_INTERRUPTED = -3
 };
 #define TL_SIGNAL_BASE 128
-#define TL_STATUS_DOC                                                                             \
-    "0 ok; 1..255 exit code of the command; 128+N killed by signal N (see /signal); -1 command " \
-    "could not be run; -2 timed out (--timeout); -3 killed by a signal while the run was being "  \
+#define TL_STATUS_DOC                                                                              \
+    "0 ok; 1..255 exit code of the command; 128+N killed by signal N (see /signal); -1 command "   \
+    "could not be run; -2 timed out (--timeout); -3 killed by a signal while the run was being "   \
     "interrupted (rerun with --resume-failed)"
 enum { TL_RANK0_AUTO, TL_RANK0_TASKS, TL_RANK0_SERVE };
 #define TL_HOST_MAX 256
@@ -59,10 +59,10 @@ typedef struct tl_list {
     int64_t ntasks;
     uint64_t hash;
     /* hosts, time */
-    char *hosts_text;  /* names, '\n' after each */
+    char *hosts_text; /* names, '\n' after each */
     char **hosts;
     int nhosts, my_host, rank;
-    double origin;     /* Unix time */
+    double origin; /* Unix time */
     /* files */
     char output[TL_PATH_MAX], joblog[TL_PATH_MAX], tails[TL_PATH_MAX];
     int joblog_fd, tails_fd;

@@ -76,12 +76,15 @@ static int read_attr_string(hid_t fid, const char *name, char *buf, size_t len)
 int tl_read_previous(tl_list *s, tl_previous *p, char *msg, size_t msglen)
 {
     if (!exists(s->output)) {
-        snprintf(msg, msglen, "--resume-failed: no finished output '%s' to take the failed tasks "
-                              "from", s->output);
+        snprintf(msg, msglen,
+                 "--resume-failed: no finished output '%s' to take the failed tasks "
+                 "from",
+                 s->output);
         return -1;
     }
     hid_t fid;
-    H5E_BEGIN_TRY { fid = H5Fopen(s->output, H5F_ACC_RDONLY, H5P_DEFAULT); } H5E_END_TRY;
+    H5E_BEGIN_TRY { fid = H5Fopen(s->output, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
     if (fid < 0) {
         snprintf(msg, msglen, "--resume-failed: cannot open '%s' as HDF5", s->output);
         return -1;
@@ -91,9 +94,8 @@ int tl_read_previous(tl_list *s, tl_previous *p, char *msg, size_t msglen)
     snprintf(mine, sizeof mine, "%016" PRIx64, s->hash);
     int rc = -1;
     herr_t e;
-    H5E_BEGIN_TRY {
-        e = read_attr_string(fid, "tasks_hash", hash, sizeof hash);
-    } H5E_END_TRY;
+    H5E_BEGIN_TRY { e = read_attr_string(fid, "tasks_hash", hash, sizeof hash); }
+    H5E_END_TRY;
     if (e < 0 || strcmp(hash, mine) != 0) {
         snprintf(msg, msglen,
                  "--resume-failed: '%s' was not made from this task list (its tasks_hash %s, "
@@ -107,7 +109,8 @@ int tl_read_previous(tl_list *s, tl_previous *p, char *msg, size_t msglen)
     int32_t *i32 = malloc((size_t)n * 4 + 4);
     double *f64 = malloc((size_t)n * 8 + 8);
     const char *ints[] = { "/status", "/exit_code", "/signal", "/attempts", "/rank", "/host" };
-    H5E_BEGIN_TRY {
+    H5E_BEGIN_TRY
+    {
         rc = p->recs && i32 && f64 ? 0 : -1;
         for (int k = 0; rc == 0 && k < 6; k++) {
             rc = H5LTread_dataset_int(fid, ints[k], i32) < 0 ? -1 : 0;
@@ -139,7 +142,8 @@ int tl_read_previous(tl_list *s, tl_previous *p, char *msg, size_t msglen)
             p->nhosts = (int)nh;
             rc = ds >= 0 ? read_strings(fid, "/hosts", (int64_t)nh, &p->hosts) : -1;
         }
-    } H5E_END_TRY;
+    }
+    H5E_END_TRY;
     free(i32);
     free(f64);
     H5Fclose(fid);

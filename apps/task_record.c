@@ -16,9 +16,11 @@ void tl_describe_record(tl_list *s)
     mpmap_app_problem *p = &s->problem;
     p->ntasks = s->ntasks;
     p->task_dim = "task";
+    /* clang-format off */
     p->coords[p->ncoords++] = (mpmap_app_coord){ .name = "hosts", .n = s->nhosts,
                                                  .strings = (const char *const *)s->hosts,
                                                  .long_name = "host names (/host indexes them)" };
+    /* clang-format on */
     static const struct {
         const char *name, *units, *long_name;
         mpmap_datatype type;
@@ -76,4 +78,3 @@ void tl_counts(const mpmap_app *app, int64_t n, int64_t *failed, int64_t *retrie
         *retried += a > 1;
     }
 }
-

@@ -16,25 +16,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TASK_TAIL_MAX 1025        /* bytes kept of stdout and of stderr, NUL included */
+#define TASK_TAIL_MAX 1025 /* bytes kept of stdout and of stderr, NUL included */
 #define TASK_REASON_MAX 256
 #define TASK_KILL_GRACE 1.0
 
 typedef enum task_run_status {
-    TASK_RUN_OK = 0,        /* exited 0 */
-    TASK_RUN_FAILED = 1,    /* non-zero exit code or killed by a signal */
-    TASK_RUN_TIMEOUT = 2,   /* still running when the timeout expired (then killed) */
-    TASK_RUN_SYSTEM = 3     /* could not be started or waited for */
+    TASK_RUN_OK = 0,      /* exited 0 */
+    TASK_RUN_FAILED = 1,  /* non-zero exit code or killed by a signal */
+    TASK_RUN_TIMEOUT = 2, /* still running when the timeout expired (then killed) */
+    TASK_RUN_SYSTEM = 3   /* could not be started or waited for */
 } task_run_status;
 
 typedef struct task_outcome {
     task_run_status status;
-    int exit_code;          /* exit status when the shell exited, else -1 */
-    int signal;             /* signal that ended it, else 0 */
-    double elapsed;         /* seconds */
+    int exit_code;  /* exit status when the shell exited, else -1 */
+    int signal;     /* signal that ended it, else 0 */
+    double elapsed; /* seconds */
     char out_tail[TASK_TAIL_MAX];
     char err_tail[TASK_TAIL_MAX];
-    size_t out_len, err_len; /* bytes in the tails (they may hold NUL bytes) */
+    size_t out_len, err_len;      /* bytes in the tails (they may hold NUL bytes) */
     char reason[TASK_REASON_MAX]; /* "" on success, else one line */
 } task_outcome;
 

@@ -26,11 +26,11 @@ static uint64_t tails_hash(int64_t task, const char *out, size_t out_len, const 
 }
 
 int tl_append_tails(int fd, int64_t task, const char *out, size_t out_len, const char *err,
-                        size_t err_len)
+                    size_t err_len)
 {
     char head[128];
-    int n = snprintf(head, sizeof head, "T %lld %zu %zu %016" PRIx64 "\n", (long long)task,
-                     out_len, err_len, tails_hash(task, out, out_len, err, err_len));
+    int n = snprintf(head, sizeof head, "T %lld %zu %zu %016" PRIx64 "\n", (long long)task, out_len,
+                     err_len, tails_hash(task, out, out_len, err, err_len));
     size_t total = (size_t)n + out_len + err_len + 1;
     char *buf = malloc(total);
     if (!buf)
@@ -57,8 +57,7 @@ static int read_state(tl_list *s, char ***hosts, int *nhosts, char *msg, size_t 
         if (line[0] == 'L') {
             long long n = 0;
             uint64_t h = 0;
-            if (sscanf(line, "L %lld %" SCNx64, &n, &h) == 2 &&
-                (n != s->ntasks || h != s->hash)) {
+            if (sscanf(line, "L %lld %" SCNx64, &n, &h) == 2 && (n != s->ntasks || h != s->hash)) {
                 snprintf(msg, msglen,
                          "--resume: the task list '%s' changed since the interrupted run (%lld "
                          "tasks, hash %016" PRIx64 "; it had %lld tasks, hash %016" PRIx64
@@ -134,8 +133,8 @@ static int prepare_files(tl_list *s, const char *names, int size, int *host_of, 
         }
     }
     /* OUT.tails: fresh, or appended to by --resume. */
-    int fd = open(s->tails, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resume ? 0 : O_TRUNC),
-                  0644);
+    int fd =
+        open(s->tails, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0644);
     if (fd < 0) {
         snprintf(msg, msglen, "--output: cannot write '%s': %s", s->tails, strerror(errno));
         tl_free_previous(&prev, s->ntasks);
@@ -308,8 +307,7 @@ int tl_write_tails(tl_list *s, mpmap_app *app)
         size_t a, b;
         uint64_t h;
         size_t next = (size_t)(nl - data) + 1;
-        if (data[i] == 'T' &&
-            sscanf(data + i, "T %lld %zu %zu %" SCNx64, &t, &a, &b, &h) == 4 &&
+        if (data[i] == 'T' && sscanf(data + i, "T %lld %zu %zu %" SCNx64, &t, &a, &b, &h) == 4 &&
             next + a + b + 1 <= len && t >= 0 && t < n &&
             tails_hash(t, data + next, a, data + next + a, b) == h) {
             const char *o = data + next, *e = data + next + a;
@@ -348,11 +346,13 @@ int tl_write_tails(tl_list *s, mpmap_app *app)
     hid_t fid = -1;
     if (rc == 0) {
         hid_t unlocked = H5Pcreate(H5P_FILE_ACCESS);
-        H5E_BEGIN_TRY {
+        H5E_BEGIN_TRY
+        {
             fid = H5Fopen(mpmap_h5_partial_path(mpmap_app_h5(app)), H5F_ACC_RDWR, H5P_DEFAULT);
             if (fid < 0 && unlocked >= 0 && H5Pset_file_locking(unlocked, 0, 1) >= 0)
                 fid = H5Fopen(mpmap_h5_partial_path(mpmap_app_h5(app)), H5F_ACC_RDWR, unlocked);
-        } H5E_END_TRY;
+        }
+        H5E_END_TRY;
         if (unlocked >= 0)
             H5Pclose(unlocked);
         rc = fid < 0 ? -1 : 0;

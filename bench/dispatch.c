@@ -83,7 +83,8 @@ int main(int argc, char **argv)
         bench_parse_count(argv[2], &chunk) != 0 || chunk < 1 ||
         bench_parse_count(argv[3], &ntasks) != 0) {
         if (rank == 0)
-            fprintf(stderr, "usage: dispatch static|dynamic|guided|factoring CHUNK NTASKS [--records]\n");
+            fprintf(stderr,
+                    "usage: dispatch static|dynamic|guided|factoring CHUNK NTASKS [--records]\n");
         MPI_Finalize();
         return 2;
     }

@@ -134,8 +134,10 @@ int main(int argc, char **argv)
         largest = ctx.costs.seconds[t] > largest ? ctx.costs.seconds[t] : largest;
     }
 
+    /* clang-format off */
     mpmap_job job = { .ntasks = ctx.costs.n, .record_size = 0, .map = bench_spin_map,
                       .context = &ctx, .trace = argc == 8 ? bench_trace_add : NULL };
+    /* clang-format on */
     mpmap_report report;
     int rc = mpmap_run(MPI_COMM_WORLD, &config, &job, &report);
     if (rank == 0 && rc != 0)

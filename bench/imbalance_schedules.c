@@ -100,10 +100,11 @@ int main(int argc, char **argv)
     }
     double ntasks, total, seed, alpha, hog_start, hog_length, reps;
     if (argc < 10 || (strcmp(argv[1], "spin") != 0 && strcmp(argv[1], "sleep") != 0) ||
-        bench_parse_double(argv[2], &ntasks) || ntasks < 1 || bench_parse_double(argv[3], &total) || total <= 0 ||
-        bench_parse_double(argv[4], &seed) || bench_parse_double(argv[5], &alpha) || alpha <= 0 ||
-        bench_parse_double(argv[6], &hog_start) || bench_parse_double(argv[7], &hog_length) ||
-        bench_parse_double(argv[8], &reps) || reps < 1) {
+        bench_parse_double(argv[2], &ntasks) || ntasks < 1 || bench_parse_double(argv[3], &total) ||
+        total <= 0 || bench_parse_double(argv[4], &seed) || bench_parse_double(argv[5], &alpha) ||
+        alpha <= 0 || bench_parse_double(argv[6], &hog_start) ||
+        bench_parse_double(argv[7], &hog_length) || bench_parse_double(argv[8], &reps) ||
+        reps < 1) {
         if (rank == 0)
             fprintf(stderr, "usage: imbalance_schedules spin|sleep NTASKS TOTAL SEED ALPHA "
                             "HOG_START HOG_LENGTH REPS SCHEDULE[:CHUNK]...\n");

@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     }
     if (files.empty()) {
         if (rank == 0)
-            fprintf(stderr, "usage: mrmpi_wordfreq [--compress] [--chunks N] [--dump FILE] FILE...\n");
+            fprintf(stderr,
+                    "usage: mrmpi_wordfreq [--compress] [--chunks N] [--dump FILE] FILE...\n");
         MPI_Finalize();
         return 2;
     }
@@ -129,8 +130,8 @@ int main(int argc, char **argv)
     mr->timer = 0;
     mr->set_fpath("/tmp");
     // Chunks end at a newline, looked for up to 4 KiB away (recurse 0, readfile 0).
-    uint64_t nwords = mr->map(chunks, (int)files.size(), files.data(), 0, 0, '\n', 4096,
-                              chunk_words, NULL);
+    uint64_t nwords =
+        mr->map(chunks, (int)files.size(), files.data(), 0, 0, '\n', 4096, chunk_words, NULL);
     if (compress)
         mr->compress(sum_empty, NULL);
     mr->collate(NULL);

@@ -43,27 +43,29 @@ log="$progs/build.log"
 echo "bench: building Release in $build (log: $log)"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPMAP_BUILD_TESTS=OFF >>"$log" 2>&1 \
   || { echo "bench: cmake configure failed, see $log" >&2; exit 1; }
-cmake --build "$build" -j2 --target mpmap_static kde_sweep >>"$log" 2>&1 \
+cmake --build "$build" -j2 --target mpmap_static mpmap_kit_static kde_sweep >>"$log" 2>&1 \
   || { echo "bench: building kde_sweep failed, see $log" >&2; exit 1; }
 
 # Apps written later: build each one that the tree knows, skip the others
 # (their benchmark rows then say "n/a (app missing)").
 targets=$(cmake --build "$build" --target help 2>/dev/null || true)
-for app in mc_pi knn_query param_sweep; do
+for app in mc_pi knn_query param_sweep word_count; do
   if grep -qE "^\.\.\. $app( |$)" <<<"$targets"; then
     cmake --build "$build" -j2 --target "$app" >>"$log" 2>&1 \
       || echo "bench: warning: building $app failed (its rows will be n/a), see $log" >&2
   fi
 done
 
-# The benchmark programs link the static library built above directly.
-lib="$build/src/libmpmap.a"
+# The benchmark programs link the static libraries built above directly
+# (the kit for its CLI value parsers, the runtime under it).
+lib="$build/src/kit/libmpmap_kit.a $build/src/libmpmap.a"
 read -r -a h5flags <<<"$(pkg-config --cflags --libs hdf5-openmpi)"
 cflags=(-std=c17 -O3 -march=native -DNDEBUG -Wall -Wextra -Werror
         -I"$root/include" -I"$root/apps")
 build_prog() { # name extra-args...
   local name=$1; shift
-  mpicc "${cflags[@]}" "$@" "$lib" "${h5flags[@]}" -lm -o "$progs/$name" >>"$log" 2>&1 \
+  # shellcheck disable=SC2086 # $lib is two paths
+  mpicc "${cflags[@]}" "$@" $lib "${h5flags[@]}" -lm -o "$progs/$name" >>"$log" 2>&1 \
     || { echo "bench: warning: compiling $name failed (its rows will be n/a), see $log" >&2
          rm -f "$progs/$name"; }
 }

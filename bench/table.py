@@ -101,3 +101,15 @@ def row_note(r):
 
 def fmt_load(load):
     return "?" if not load else f"{load[0]:.2f}"
+
+
+def readme_table(rows):
+    """The README's copy of the table: the figures, the verdict and the noise it was
+    judged by (the full notes stay in results.md)."""
+    lines = ["| benchmark | mpmap | baseline | ratio | target | result | noise |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = [str(r[k]) for k in ("name", "mpmap", "baseline", "ratio", "target", "status")]
+        cells.append(fmt_noise(r))
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

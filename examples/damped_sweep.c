@@ -46,8 +46,10 @@ int main(int argc, char **argv)
     double zeta = 0.1, peaks[COUNT], omega[COUNT];
     mpmap_config config;
     mpmap_config_init(&config); /* guided schedule, rank 0 computes too */
+    /* clang-format off */
     mpmap_job job = { .ntasks = COUNT, .record_size = sizeof(double),
                       .map = peak_amplitude, .context = &zeta, .results = peaks };
+    /* clang-format on */
     mpmap_report report;
     int rc = mpmap_run(MPI_COMM_WORLD, &config, &job, &report);
 

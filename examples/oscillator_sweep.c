@@ -39,17 +39,14 @@ static int peaks(int64_t begin, int64_t end, void *records, mpmap_task_error *er
 static int setup(mpmap_app *app, void *ctx)
 {
     sweep *s = ctx;
-    s->zeta = malloc((size_t)s->zetas.count * sizeof(double));
-    s->omega = malloc((size_t)s->omegas.count * sizeof(double));
+    s->zeta = mpmap_app_range_values(&s->zetas);
+    s->omega = mpmap_app_range_values(&s->omegas);
     if (!s->zeta || !s->omega)
         return mpmap_app_usage(app, "the grid does not fit in memory");
-    for (int64_t i = 0; i < s->zetas.count; i++)
-        s->zeta[i] = mpmap_cli_range_value(&s->zetas, i);
-    for (int64_t j = 0; j < s->omegas.count; j++)
-        s->omega[j] = mpmap_cli_range_value(&s->omegas, j);
     mpmap_app_problem *p = &s->problem;
     p->ntasks = s->zetas.count;
     p->task_dim = "zeta";
+    /* clang-format off */
     p->coords[p->ncoords++] = (mpmap_app_coord){ .name = "zeta", .n = s->zetas.count,
                                                  .values = s->zeta, .long_name = "damping ratio" };
     p->coords[p->ncoords++] = (mpmap_app_coord){ .name = "omega", .n = s->omegas.count,
@@ -59,6 +56,7 @@ static int setup(mpmap_app *app, void *ctx)
                                                  .shape = { s->omegas.count }, .dims = { "omega" },
                                                  .long_name = "peak |x| once settled",
                                                  .keep = true };
+    /* clang-format on */
     return 0;
 }
 
@@ -83,6 +81,7 @@ static void cleanup(void *ctx)
 int main(int argc, char **argv)
 {
     sweep s = { .zetas = { 0.05, 0.5, 10 }, .omegas = { 0.2, 1.8, 200 }, .duration = 100 };
+    /* clang-format off */
     mpmap_option options[] = {
         { .name = "--zetas", .kind = MPMAP_OPT_RANGE, .target = &s.zetas, .metavar = "A:B:K",
           .help = "damping ratios", .default_text = "0.05:0.5:10", .max = INFINITY },
@@ -96,5 +95,6 @@ int main(int argc, char **argv)
                           .options = options, .noptions = 3, .context = &s,
                           .problem = &s.problem, .setup = setup, .map = peaks, .print = print,
                           .cleanup = cleanup };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

@@ -59,7 +59,7 @@ enum {
     MPMAP_APP_INTERRUPTED = 3 /* SIGTERM/SIGINT; completed work saved, rerun with --resume */
 };
 
-#define MPMAP_APP_MAX_DIMS 8   /* axes of a field or a task grid (a dataset: 8 in all) */
+#define MPMAP_APP_MAX_DIMS 8 /* axes of a field or a task grid (a dataset: 8 in all) */
 #define MPMAP_APP_MAX_FIELDS 16
 #define MPMAP_APP_MAX_COORDS 16
 
@@ -76,22 +76,22 @@ typedef struct mpmap_app mpmap_app;
 typedef struct mpmap_app_field {
     const char *name;
     mpmap_datatype type;
-    int rank;                               /* 0: one number per task */
+    int rank; /* 0: one number per task */
     int64_t shape[MPMAP_APP_MAX_DIMS];
-    const char *dims[MPMAP_APP_MAX_DIMS];   /* axis names; a coordinate of the same
+    const char *dims[MPMAP_APP_MAX_DIMS]; /* axis names; a coordinate of the same
                                                name is used, else 0..n-1 is written */
-    const char *units;                      /* CF attributes, optional */
+    const char *units;                    /* CF attributes, optional */
     const char *long_name;
-    bool keep;                              /* rank 0 keeps the whole field in memory
+    bool keep; /* rank 0 keeps the whole field in memory
                                                for the summary: mpmap_app_field_data */
 } mpmap_app_field;
 
 /* A 1-D coordinate: the task axis (named problem.task_dim) or a field's axis. */
 typedef struct mpmap_app_coord {
     const char *name;
-    mpmap_datatype type;    /* MPMAP_DOUBLE or MPMAP_INT64 */
+    mpmap_datatype type; /* MPMAP_DOUBLE or MPMAP_INT64 */
     int64_t n;
-    const void *values;     /* n values, or NULL for 0..n-1 */
+    const void *values; /* n values, or NULL for 0..n-1 */
     const char *units;
     const char *long_name;
     const char *const *strings; /* instead of values: n labels (field names...) */
@@ -103,7 +103,7 @@ typedef struct mpmap_app_coord {
  */
 typedef struct mpmap_app_problem {
     int64_t ntasks;
-    const char *task_dim;   /* name of the task axis; default "task" */
+    const char *task_dim; /* name of the task axis; default "task" */
     /* A grid of tasks instead of one axis: task_rank > 1 axes, the first
      * slowest (task t is row-major position t), product = ntasks. Every
      * field's dataset then has these axes first. */
@@ -123,7 +123,7 @@ typedef struct mpmap_app_problem {
     /* What else names the job for --resume besides the options' values:
      * the input data's shape and hash, effective defaults. Optional. */
     char fingerprint[512];
-    int64_t max_chunk;      /* cap on a chunk (0: the library's own) */
+    int64_t max_chunk; /* cap on a chunk (0: the library's own) */
     /* Element-wise reduction over whole records, in task order (mpmap.h);
      * the result lands in `reduction` on every rank. */
     mpmap_reduce_op reduce_op;
@@ -137,13 +137,13 @@ typedef struct mpmap_app_problem {
 
 /* The app itself. Everything but name, problem, setup and map is optional. */
 typedef struct mpmap_app_def {
-    const char *name;             /* program name, in messages and provenance */
-    const char *summary;          /* one line for --help */
-    const char *default_output;   /* default NAME.h5 */
-    mpmap_option *options;        /* the app's own flags; targets point into context */
+    const char *name;           /* program name, in messages and provenance */
+    const char *summary;        /* one line for --help */
+    const char *default_output; /* default NAME.h5 */
+    mpmap_option *options;      /* the app's own flags; targets point into context */
     size_t noptions;
-    void *context;                /* the app's state, passed to every callback */
-    mpmap_app_problem *problem;   /* inside context, usually */
+    void *context;              /* the app's state, passed to every callback */
+    mpmap_app_problem *problem; /* inside context, usually */
 
     /* Rank 0, after parsing: checks that need no data ("--tasks exceeds
      * --samples"). Returns 0 or mpmap_app_usage(...). */
@@ -180,8 +180,7 @@ int mpmap_app_main(int argc, char **argv, const mpmap_app_def *def);
 /* Sets the error of check/setup: "NAME: message" is printed once by the
  * kit. Return their value from check or setup. */
 int mpmap_app_usage(mpmap_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int mpmap_app_failure(mpmap_app *app, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int mpmap_app_failure(mpmap_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int mpmap_app_rank(const mpmap_app *app);
 int mpmap_app_size(const mpmap_app *app);
@@ -260,8 +259,8 @@ int mpmap_app_fingerprint_matrix(mpmap_app *app, mpmap_app_problem *problem, con
  * MPMAP_APP_USAGE with "FLAG: expected ..." naming the bad value
  * (MPMAP_APP_FAILED when out of memory).
  */
-int mpmap_app_points(mpmap_app *app, const char *flag, const mpmap_cli_strings *specs,
-                     int64_t cols, double **out, int64_t *m);
+int mpmap_app_points(mpmap_app *app, const char *flag, const mpmap_cli_strings *specs, int64_t cols,
+                     double **out, int64_t *m);
 
 /* The count values of a range flag (--widths A:B:K), malloc'd for a
  * coordinate; NULL when out of memory. */
@@ -311,11 +310,11 @@ typedef struct mpmap_app_attr {
     double double_value;
     const char *string_value;
 } mpmap_app_attr;
-#define MPMAP_APP_INT64(n, v)                                                                     \
+#define MPMAP_APP_INT64(n, v)                                                                      \
     ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_INT64, .int64_value = (v) })
-#define MPMAP_APP_DOUBLE(n, v)                                                                    \
+#define MPMAP_APP_DOUBLE(n, v)                                                                     \
     ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_DOUBLE, .double_value = (v) })
-#define MPMAP_APP_STRING(n, v)                                                                    \
+#define MPMAP_APP_STRING(n, v)                                                                     \
     ((mpmap_app_attr){ .name = (n), .kind = MPMAP_APP_ATTR_STRING, .string_value = (v) })
 #define MPMAP_APP_NO_ATTR ((mpmap_app_attr){ .name = NULL })
 int mpmap_app_attrs(mpmap_app *app, const mpmap_app_attr *attrs, size_t n);

@@ -61,16 +61,16 @@ extern "C" {
 
 /* What an option's value is, and the type its target points to. */
 typedef enum mpmap_opt_kind {
-    MPMAP_OPT_FLAG = 0,      /* no value; int *target set to 1 */
-    MPMAP_OPT_INT64,         /* int64_t *; see mpmap_parse_int64 */
-    MPMAP_OPT_DOUBLE,        /* double *; see mpmap_parse_double */
-    MPMAP_OPT_STRING,        /* const char * *, pointing into argv; must be non-empty */
-    MPMAP_OPT_CHOICE,        /* int *: index of the value in choices (exact match) */
-    MPMAP_OPT_CHOICE_NAME,   /* const char * *: the matching entry of choices itself */
-    MPMAP_OPT_RANGE,         /* mpmap_cli_range *: START:STOP:COUNT */
-    MPMAP_OPT_DOUBLE_LIST,   /* mpmap_cli_list *: x1,x2,... (allocated) */
-    MPMAP_OPT_STRING_LIST,   /* mpmap_cli_strings *: repeatable, one item per occurrence */
-    MPMAP_OPT_CUSTOM         /* anything: parse(text, target, ...) does the work */
+    MPMAP_OPT_FLAG = 0,    /* no value; int *target set to 1 */
+    MPMAP_OPT_INT64,       /* int64_t *; see mpmap_parse_int64 */
+    MPMAP_OPT_DOUBLE,      /* double *; see mpmap_parse_double */
+    MPMAP_OPT_STRING,      /* const char * *, pointing into argv; must be non-empty */
+    MPMAP_OPT_CHOICE,      /* int *: index of the value in choices (exact match) */
+    MPMAP_OPT_CHOICE_NAME, /* const char * *: the matching entry of choices itself */
+    MPMAP_OPT_RANGE,       /* mpmap_cli_range *: START:STOP:COUNT */
+    MPMAP_OPT_DOUBLE_LIST, /* mpmap_cli_list *: x1,x2,... (allocated) */
+    MPMAP_OPT_STRING_LIST, /* mpmap_cli_strings *: repeatable, one item per occurrence */
+    MPMAP_OPT_CUSTOM       /* anything: parse(text, target, ...) does the work */
 } mpmap_opt_kind;
 
 /* Bits of mpmap_option.flags. Zero gives the common case. */
@@ -91,8 +91,8 @@ enum {
  * ("a positive integer", "a number > 0", "an integer from 1 to 64").
  */
 typedef struct mpmap_option {
-    const char *name;           /* "--samples" (with the dashes) */
-    char short_name;            /* 'k' for -k, or 0 */
+    const char *name; /* "--samples" (with the dashes) */
+    char short_name;  /* 'k' for -k, or 0 */
     mpmap_opt_kind kind;
     void *target;               /* where the value goes; type given by kind */
     const char *metavar;        /* "N" in --help; NULL = derived from kind/choices */
@@ -104,8 +104,8 @@ typedef struct mpmap_option {
      * what was expected (e.g. "expected a prime number") to err. The parser
      * then reports "PROG: --name: <err>, got 'TEXT'". */
     int (*parse)(const char *text, void *target, char *err, size_t errlen);
-    unsigned flags;             /* MPMAP_OPT_* bits */
-    int *seen;                  /* optional: set to 1 when the option is given */
+    unsigned flags; /* MPMAP_OPT_* bits */
+    int *seen;      /* optional: set to 1 when the option is given */
 } mpmap_option;
 
 /* START:STOP:COUNT, COUNT evenly spaced values from START to STOP inclusive. */
@@ -144,8 +144,8 @@ typedef struct mpmap_cli_strings {
  * zeroed or as an unowned default; call mpmap_cli_free afterwards whatever
  * the result. err may be NULL.
  */
-int mpmap_cli_parse(const char *prog, const mpmap_option *opts, size_t nopts, int argc,
-                    char **argv, char *err, size_t errlen);
+int mpmap_cli_parse(const char *prog, const mpmap_option *opts, size_t nopts, int argc, char **argv,
+                    char *err, size_t errlen);
 
 /* Frees the lists the parser allocated in the targets of the table and
  * resets them to empty. Safe to call twice. */
@@ -188,8 +188,8 @@ int mpmap_cli_fingerprint_values(const mpmap_option *opts, size_t nopts, char *o
  * MPMAP_ENOMEM. Targets are not written; CUSTOM values are not re-validated,
  * so call mpmap_cli_parse first.
  */
-int mpmap_cli_fingerprint(const mpmap_option *opts, size_t nopts, int argc, char **argv,
-                          char *out, size_t outlen);
+int mpmap_cli_fingerprint(const mpmap_option *opts, size_t nopts, int argc, char **argv, char *out,
+                          size_t outlen);
 
 /*
  * Strict value parsers: the whole string must be the value, no spaces.
@@ -269,8 +269,8 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
  * progress_interval. The checkpoint path and fingerprint are the app's to
  * set. Returns 0 or MPMAP_EINVAL with a one-line "PROG: ..." message in err.
  */
-int mpmap_cli_common_apply(const char *prog, const mpmap_cli_common *common,
-                           mpmap_config *config, char *err, size_t errlen);
+int mpmap_cli_common_apply(const char *prog, const mpmap_cli_common *common, mpmap_config *config,
+                           char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

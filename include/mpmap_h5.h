@@ -257,8 +257,8 @@ int mpmap_h5_split_spec(const char *spec, char *file, size_t file_size, char *da
  *   MPMAP_ENOMEM "dataset '/D' in 'F' is too large to read (R x C)"
  *   MPMAP_EHDF5  for any other HDF5 failure, with HDF5's reason.
  */
-int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t *cols,
-                         char *err, size_t errlen);
+int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t *cols, char *err,
+                         size_t errlen);
 
 /*
  * Writes a 1-D coordinate of n UTF-8 strings (variable length) at `path` and

@@ -116,8 +116,8 @@ const char *mpmap_output_lock_path(const mpmap_output *o);
  * exceeded while writing 'OUT'" for EDQUOT, "cannot write 'OUT': strerror"
  * for another sys_errno, else "cannot write 'OUT': detail". No HDF5 stack.
  */
-void mpmap_output_describe_failure(const char *path, int sys_errno, const char *detail,
-                                   char *buf, size_t len);
+void mpmap_output_describe_failure(const char *path, int sys_errno, const char *detail, char *buf,
+                                   size_t len);
 
 /*
  * Compares two job fingerprints ("APP --flag=value ... key=value ...", as the
@@ -128,8 +128,8 @@ void mpmap_output_describe_failure(const char *path, int sys_errno, const char *
  * are ignored. Same as mpmap_fingerprint_diff (mpmap.h), which the core's
  * checkpoint check uses too.
  */
-int mpmap_output_fingerprint_diff(const char *was, size_t was_len, const char *now,
-                                  int flags_only, char *why, size_t whylen);
+int mpmap_output_fingerprint_diff(const char *was, size_t was_len, const char *now, int flags_only,
+                                  char *why, size_t whylen);
 
 #ifdef __cplusplus
 }

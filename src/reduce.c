@@ -11,38 +11,35 @@ int mpmap_reduce_check(mpmap_reduce_op op, mpmap_datatype type, size_t record_si
                        mpmap_reduce_fn fn)
 {
     switch (op) {
-    case MPMAP_REDUCE_NONE:
-        return MPMAP_OK;
-    case MPMAP_REDUCE_USER:
-        return fn ? MPMAP_OK : MPMAP_EINVAL;
+    case MPMAP_REDUCE_NONE: return MPMAP_OK;
+    case MPMAP_REDUCE_USER: return fn ? MPMAP_OK : MPMAP_EINVAL;
     case MPMAP_REDUCE_SUM:
     case MPMAP_REDUCE_MIN:
     case MPMAP_REDUCE_MAX:
         if (type != MPMAP_DOUBLE && type != MPMAP_INT64 && type != MPMAP_INT32)
             return MPMAP_EINVAL;
         return record_size > 0 && record_size % element_size(type) == 0 ? MPMAP_OK : MPMAP_EINVAL;
-    default:
-        return MPMAP_EINVAL;
+    default: return MPMAP_EINVAL;
     }
 }
 
 /* One loop per element type; memcpy keeps unaligned records legal. */
 #define MPMAP_REDUCE_INIT(T, LOWEST, HIGHEST)                                                      \
-    for (size_t off = 0; off + sizeof(T) <= record_size; off += sizeof(T)) {                      \
-        T v = op == MPMAP_REDUCE_MIN ? (HIGHEST) : op == MPMAP_REDUCE_MAX ? (LOWEST) : (T)0;     \
-        memcpy((char *)acc + off, &v, sizeof v);                                                  \
+    for (size_t off = 0; off + sizeof(T) <= record_size; off += sizeof(T)) {                       \
+        T v = op == MPMAP_REDUCE_MIN ? (HIGHEST) : op == MPMAP_REDUCE_MAX ? (LOWEST) : (T)0;       \
+        memcpy((char *)acc + off, &v, sizeof v);                                                   \
     }
 
 #define MPMAP_REDUCE_FOLD(T)                                                                       \
-    for (size_t off = 0; off + sizeof(T) <= record_size; off += sizeof(T)) {                      \
-        T x, a;                                                                                   \
-        memcpy(&x, (const char *)record + off, sizeof x);                                         \
-        memcpy(&a, (char *)acc + off, sizeof a);                                                  \
-        if (op == MPMAP_REDUCE_SUM)                                                               \
-            a += x;                                                                               \
-        else if (op == MPMAP_REDUCE_MIN ? x < a : x > a)                                          \
-            a = x;                                                                                \
-        memcpy((char *)acc + off, &a, sizeof a);                                                  \
+    for (size_t off = 0; off + sizeof(T) <= record_size; off += sizeof(T)) {                       \
+        T x, a;                                                                                    \
+        memcpy(&x, (const char *)record + off, sizeof x);                                          \
+        memcpy(&a, (char *)acc + off, sizeof a);                                                   \
+        if (op == MPMAP_REDUCE_SUM)                                                                \
+            a += x;                                                                                \
+        else if (op == MPMAP_REDUCE_MIN ? x < a : x > a)                                           \
+            a = x;                                                                                 \
+        memcpy((char *)acc + off, &a, sizeof a);                                                   \
     }
 
 void mpmap_reduce_init(mpmap_reduce_op op, mpmap_datatype type, size_t record_size,

@@ -50,9 +50,11 @@ int mpmap__scheduler_init(mpmap__scheduler *s, mpmap_schedule kind, int64_t tota
     const mpmap__schedule_ops *ops = mpmap__schedule_get(kind);
     if (!ops)
         return MPMAP_EINVAL;
+    /* clang-format off */
     *s = (mpmap__scheduler){ .ops = ops, .total = total, .workers = workers,
                              .min_chunk = min_chunk,
                              .max_chunk = max_chunk == 0 ? INT64_MAX : mpmap__max64(max_chunk, 1) };
+    /* clang-format on */
     return ops->init ? ops->init(s) : MPMAP_OK;
 }
 

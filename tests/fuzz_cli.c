@@ -18,10 +18,10 @@
 
 #define FUZZ_MAX_WORDS 256
 
-#define FUZZ_CHECK(cond)                                                                        \
-    do {                                                                                        \
-        if (!(cond))                                                                            \
-            __builtin_trap();                                                                   \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            __builtin_trap();                                                                      \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -133,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mpmap_cli_strings tags = { 0 };
     mpmap_cli_common common;
     mpmap_cli_common_init(&common);
+    /* clang-format off */
     mpmap_option opts[11 + MPMAP_CLI_COMMON_COUNT] = {
         { .name = "--samples", .short_name = 'n', .kind = MPMAP_OPT_INT64, .target = &samples,
           .min = 1, .max = INFINITY, .seen = &seen },
@@ -153,14 +154,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         { .name = "--even", .short_name = 'e', .kind = MPMAP_OPT_CUSTOM, .target = &even,
           .parse = fuzz_parse_even },
     };
+    /* clang-format on */
     int added = mpmap_cli_common_options(&common, opts + 11, MPMAP_CLI_COMMON_COUNT);
     FUZZ_CHECK(added == MPMAP_CLI_COMMON_COUNT);
     size_t nopts = 11 + (size_t)added;
 
     char err[200];
     int rc = mpmap_cli_parse("fuzz", opts, nopts, argc, argv, err, sizeof err);
-    FUZZ_CHECK(rc == 0 || rc == MPMAP_CLI_HELP || rc == MPMAP_CLI_VERSION ||
-               rc == MPMAP_EINVAL || rc == MPMAP_ENOMEM);
+    FUZZ_CHECK(rc == 0 || rc == MPMAP_CLI_HELP || rc == MPMAP_CLI_VERSION || rc == MPMAP_EINVAL ||
+               rc == MPMAP_ENOMEM);
     if (rc < 0) {
         FUZZ_CHECK(strncmp(err, "fuzz: ", 6) == 0);
         FUZZ_CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);

@@ -22,8 +22,8 @@ static int demo_write(mpmap_h5 *f, int argc, char **argv)
     int rc = mpmap_h5_write_coordinate(f, "width", H5T_NATIVE_DOUBLE, DEMO_WIDTHS, widths, "m",
                                        "kernel width");
 
-    int64_t dims[2] = {DEMO_WIDTHS, DEMO_SAMPLES};
-    const char *names[2] = {"width", "sample"};
+    int64_t dims[2] = { DEMO_WIDTHS, DEMO_SAMPLES };
+    const char *names[2] = { "width", "sample" };
     mpmap_h5_dataset *d = NULL;
     if (rc == 0)
         rc = mpmap_h5_dataset_create(f, "density", H5T_NATIVE_DOUBLE, 2, dims, names, &d);
@@ -43,25 +43,26 @@ static int demo_write(mpmap_h5 *f, int argc, char **argv)
 
     /* A dataset in a group, on a coordinate of that group. */
     int64_t n = DEMO_WIDTHS;
-    const char *wname[1] = {"width"};
+    const char *wname[1] = { "width" };
     if (rc == 0)
         rc = mpmap_h5_write_coordinate(f, "/stats/width", H5T_NATIVE_DOUBLE, DEMO_WIDTHS, widths,
                                        "m", "kernel width");
     mpmap_h5_dataset *s = NULL;
     if (rc == 0)
         rc = mpmap_h5_dataset_create(f, "/stats/count", H5T_NATIVE_INT32, 1, &n, wname, &s);
-    int32_t counts[DEMO_WIDTHS] = {5, 4, 3, 2, 1, 0};
+    int32_t counts[DEMO_WIDTHS] = { 5, 4, 3, 2, 1, 0 };
     if (rc == 0)
         rc = mpmap_h5_dataset_write_all(s, counts);
     if (s && mpmap_h5_dataset_close(s) != 0 && rc == 0)
         rc = MPMAP_EHDF5;
 
     for (int64_t c = 0; rc == 0 && c < DEMO_TRACE; c++) {
-        mpmap_trace_entry e = {c * 4, c * 4 + 4, (int32_t)(c % 3), 0.01 * (double)c,
-                               0.01 * (double)c + 0.005};
+        mpmap_trace_entry e = { c * 4, c * 4 + 4, (int32_t)(c % 3), 0.01 * (double)c,
+                                0.01 * (double)c + 0.005 };
         rc = mpmap_h5_trace_append(f, &e);
     }
 
+    /* clang-format off */
     mpmap_h5_provenance p = {.app = "h5out_demo",
                              .argc = argc,
                              .argv = argv,
@@ -70,6 +71,7 @@ static int demo_write(mpmap_h5 *f, int argc, char **argv)
                              .chunk = 4,
                              .wall_time = 0.0,
                              .start_time = 0.0};
+    /* clang-format on */
     if (rc == 0)
         rc = mpmap_h5_write_provenance(f, &p);
     return rc;

@@ -72,13 +72,13 @@ static int process_dead(pid_t pid)
 static void test_validate_accepts_known_and_rejects_unknown_names(void **state)
 {
     (void)state;
-    const char *names[] = {"a", "b_2"};
+    const char *names[] = { "a", "b_2" };
     assert_int_equal(exec_template_validate("./sim {a} --x={b_2} {a}", names, 2, err, sizeof err),
                      EXEC_OK);
     /* Braces that are not {NAME} stay literal. */
-    assert_int_equal(exec_template_validate("awk '{print $1}' {} { a} {{c}", names, 2, err,
-                                            sizeof err),
-                     EXEC_OK);
+    assert_int_equal(
+        exec_template_validate("awk '{print $1}' {} { a} {{c}", names, 2, err, sizeof err),
+        EXEC_OK);
     assert_int_equal(exec_template_validate("./sim {a} {c}", names, 2, err, sizeof err),
                      EXEC_EINVAL);
     assert_contains(err, "--exec: unknown parameter '{c}'");
@@ -89,8 +89,8 @@ static void test_validate_accepts_known_and_rejects_unknown_names(void **state)
 static void test_expand_substitutes_round_trip_values(void **state)
 {
     (void)state;
-    const char *names[] = {"a", "b"};
-    const double values[] = {0.1, -2.5e-300};
+    const char *names[] = { "a", "b" };
+    const double values[] = { 0.1, -2.5e-300 };
     char *cmd = exec_template_expand("run {a} {b} {{a} {a}x", names, values, 2, err, sizeof err);
     assert_non_null(cmd);
     assert_string_equal(cmd, "run 0.1 -2.5e-300 {a} 0.1x");
@@ -100,7 +100,7 @@ static void test_expand_substitutes_round_trip_values(void **state)
 
     /* Shortest form when it round-trips, 17 digits when needed. */
     char buf[40];
-    const double samples[] = {1.0, 0.1, 1.0 / 3.0, 2.0 / 3.0, 1e22, 5e-324, -123456.789, 0.3};
+    const double samples[] = { 1.0, 0.1, 1.0 / 3.0, 2.0 / 3.0, 1e22, 5e-324, -123456.789, 0.3 };
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         exec_format_double(samples[i], buf, sizeof buf);
         assert_true(strtod(buf, NULL) == samples[i]);
@@ -152,8 +152,8 @@ static void test_echo_output_is_parsed(void **state)
 static void test_substituted_command_sees_the_values(void **state)
 {
     (void)state;
-    const char *names[] = {"a", "b"};
-    const double values[] = {0.1, 7.0};
+    const char *names[] = { "a", "b" };
+    const double values[] = { 0.1, 7.0 };
     char *cmd = exec_template_expand("echo {a}; echo {b} {a}", names, values, 2, err, sizeof err);
     assert_non_null(cmd);
     double r[4];
@@ -209,8 +209,8 @@ static void test_stderr_keeps_only_the_tail(void **state)
     (void)state;
     exec_outcome o;
     /* 5000 'x' then a marker line: only the last 2047 bytes are kept. */
-    assert_int_equal(exec_run("head -c 5000 /dev/zero | tr '\\0' x >&2; echo END >&2; echo 1",
-                              10.0, NULL, 0, NULL, &o),
+    assert_int_equal(exec_run("head -c 5000 /dev/zero | tr '\\0' x >&2; echo END >&2; echo 1", 10.0,
+                              NULL, 0, NULL, &o),
                      EXEC_OK);
     size_t len = strlen(o.stderr_tail);
     assert_int_equal(len, EXEC_STDERR_TAIL - 1);
@@ -260,7 +260,7 @@ static void test_leftover_background_processes_are_killed(void **state)
         /* Reparented to init: dead once it is a zombie or reaped. */
         gone = process_dead(straggler);
         if (!gone) {
-            struct timespec ts = {0, 10000000};
+            struct timespec ts = { 0, 10000000 };
             nanosleep(&ts, NULL);
         }
     }
@@ -274,8 +274,8 @@ static void test_no_descriptor_or_zombie_leaks_after_many_runs(void **state)
     double r[4];
     int n;
     for (int i = 0; i < 50; i++) {
-        int rc = exec_run(i % 5 == 4 ? "echo bad" : "echo 1 2; echo note >&2", 10.0, r, 4, &n,
-                          NULL);
+        int rc =
+            exec_run(i % 5 == 4 ? "echo bad" : "echo 1 2; echo note >&2", 10.0, r, 4, &n, NULL);
         assert_int_equal(rc, i % 5 == 4 ? EXEC_EOUTPUT : EXEC_OK);
     }
     assert_int_equal(open_fd_count(), before);
@@ -298,10 +298,7 @@ static void test_command_does_not_inherit_descriptors(void **state)
     close(fds[1]);
 }
 
-static void on_alarm(int sig)
-{
-    (void)sig;
-}
+static void on_alarm(int sig) { (void)sig; }
 
 static void test_interrupting_signals_do_not_break_a_run(void **state)
 {
@@ -313,7 +310,7 @@ static void test_interrupting_signals_do_not_break_a_run(void **state)
     action.sa_handler = on_alarm;
     sigemptyset(&action.sa_mask);
     assert_int_equal(sigaction(SIGALRM, &action, &previous), 0);
-    struct itimerval timer = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+    struct itimerval timer = { { 0, 2000 }, { 0, 2000 } }, off = { { 0, 0 }, { 0, 0 } };
     assert_int_equal(setitimer(ITIMER_REAL, &timer, NULL), 0);
     double r[2];
     int n = 0;

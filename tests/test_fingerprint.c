@@ -28,6 +28,7 @@ static void job_init(job *j)
     j->samples = 10000;
     j->widths = (mpmap_cli_range){ 1.0, 1.2, 100 };
     j->chunk = 1;
+    /* clang-format off */
     mpmap_option o[] = {
         { .name = "--samples", .kind = MPMAP_OPT_INT64, .target = &j->samples, .min = 1,
           .max = 1e12 },
@@ -39,6 +40,7 @@ static void job_init(job *j)
         { .name = "--chunk", .kind = MPMAP_OPT_INT64, .target = &j->chunk, .min = 1, .max = 1e12,
           .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
+    /* clang-format on */
     memcpy(j->opts, o, sizeof o);
 }
 

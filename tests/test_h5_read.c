@@ -25,8 +25,8 @@
 static int setup(void **state) { return h5_fixture_setup(state, "test_h5_read"); }
 static int teardown(void **state) { return h5_fixture_teardown(state); }
 
-static void write_h5(const char *path, const char *name, hid_t type, int rank,
-                     const hsize_t *dims, const void *data)
+static void write_h5(const char *path, const char *name, hid_t type, int rank, const hsize_t *dims,
+                     const void *data)
 {
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(file >= 0);
@@ -73,8 +73,8 @@ static void test_read_matrix_reports_each_bad_input(void **state)
     assert_read_fails(spec, MPMAP_EIO, want);
 
     path_in(fx, "ints.h5", path, sizeof path);
-    int32_t ints[4] = {1, 2, 3, 4};
-    hsize_t d1[1] = {4};
+    int32_t ints[4] = { 1, 2, 3, 4 };
+    hsize_t d1[1] = { 4 };
     write_h5(path, "/v", H5T_NATIVE_INT32, 1, d1, ints);
     snprintf(spec, sizeof spec, "%s:/v", path);
     snprintf(want, sizeof want,
@@ -85,8 +85,8 @@ static void test_read_matrix_reports_each_bad_input(void **state)
     assert_read_fails(spec, MPMAP_EINVAL, want);
 
     path_in(fx, "cube.h5", path, sizeof path);
-    double cube[8] = {0};
-    hsize_t d3[3] = {2, 2, 2};
+    double cube[8] = { 0 };
+    hsize_t d3[3] = { 2, 2, 2 };
     write_h5(path, "/g/cube", H5T_NATIVE_DOUBLE, 3, d3, cube);
     snprintf(spec, sizeof spec, "%s:/g/cube", path);
     snprintf(want, sizeof want,
@@ -97,9 +97,9 @@ static void test_read_matrix_reports_each_bad_input(void **state)
     assert_read_fails(spec, MPMAP_EINVAL, want);
 
     path_in(fx, "nan.h5", path, sizeof path);
-    double m[2 * 3] = {1, 2, 3, 4, 5, 6};
+    double m[2 * 3] = { 1, 2, 3, 4, 5, 6 };
     m[1 * 3 + 2] = NAN;
-    hsize_t d2[2] = {2, 3};
+    hsize_t d2[2] = { 2, 3 };
     write_h5(path, "/m", H5T_NATIVE_DOUBLE, 2, d2, m);
     snprintf(spec, sizeof spec, "%s:/m", path);
     snprintf(want, sizeof want,
@@ -116,7 +116,7 @@ static void test_read_matrix_reports_each_bad_input(void **state)
     assert_read_fails(spec, MPMAP_EINVAL, want);
 
     path_in(fx, "empty.h5", path, sizeof path);
-    hsize_t d0[2] = {0, 3};
+    hsize_t d0[2] = { 0, 3 };
     write_h5(path, "/e", H5T_NATIVE_DOUBLE, 2, d0, NULL);
     snprintf(spec, sizeof spec, "%s:/e", path);
     snprintf(want, sizeof want, "dataset '/e' in '%s' is empty (0 x 3)", path);
@@ -135,7 +135,7 @@ static void test_read_matrix_reads_2d_and_1d_as_column(void **state)
     float m[3 * 2];
     for (int i = 0; i < 6; i++)
         m[i] = (float)i * 0.5f - 1.0f;
-    hsize_t d2[2] = {3, 2};
+    hsize_t d2[2] = { 3, 2 };
     write_h5(path, "/a/m", H5T_NATIVE_FLOAT, 2, d2, m);
     snprintf(spec, sizeof spec, "%s:/a/m", path);
     double *data = NULL;
@@ -148,8 +148,8 @@ static void test_read_matrix_reads_2d_and_1d_as_column(void **state)
     free(data);
 
     path_in(fx, "vec.h5", path, sizeof path);
-    double v[4] = {1.5, -2.5, 3.5, 1e300};
-    hsize_t d1[1] = {4};
+    double v[4] = { 1.5, -2.5, 3.5, 1e300 };
+    hsize_t d1[1] = { 4 };
     write_h5(path, "/v", H5T_NATIVE_DOUBLE, 1, d1, v);
     snprintf(spec, sizeof spec, "%s:/v", path);
     assert_int_equal(mpmap_h5_read_matrix(spec, &data, &rows, &cols, err, sizeof err), 0);
@@ -159,17 +159,17 @@ static void test_read_matrix_reads_2d_and_1d_as_column(void **state)
     free(data);
 
     char file[64], dset[64];
-    assert_int_equal(mpmap_h5_split_spec("c:/dir/f.h5:/g/d", file, sizeof file, dset,
-                                         sizeof dset, err, sizeof err),
+    assert_int_equal(mpmap_h5_split_spec("c:/dir/f.h5:/g/d", file, sizeof file, dset, sizeof dset,
+                                         err, sizeof err),
                      0);
     assert_string_equal(file, "c:/dir/f.h5");
     assert_string_equal(dset, "/g/d");
-    assert_int_equal(mpmap_h5_split_spec(":/d", file, sizeof file, dset, sizeof dset, err,
-                                         sizeof err),
-                     MPMAP_EINVAL);
-    assert_int_equal(mpmap_h5_split_spec("f.h5:d", file, sizeof file, dset, sizeof dset, err,
-                                         sizeof err),
-                     MPMAP_EINVAL);
+    assert_int_equal(
+        mpmap_h5_split_spec(":/d", file, sizeof file, dset, sizeof dset, err, sizeof err),
+        MPMAP_EINVAL);
+    assert_int_equal(
+        mpmap_h5_split_spec("f.h5:d", file, sizeof file, dset, sizeof dset, err, sizeof err),
+        MPMAP_EINVAL);
     assert_string_equal(err, "input 'f.h5:d' is not FILE.h5:/DATASET");
     assert_int_equal(mpmap_h5_split_spec("f.h5:/d", file, 4, dset, sizeof dset, err, sizeof err),
                      MPMAP_EINVAL);

@@ -108,16 +108,16 @@ static void test_roundtrip_keeps_values_scales_and_units(void **state)
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
 
     const int64_t n = 5, m = 3;
-    double widths[5] = {0.1, 0.2, 0.4, 0.8, 1.6};
-    assert_int_equal(mpmap_h5_write_coordinate(f, "width", H5T_NATIVE_DOUBLE, n, widths, "m",
-                                               "kernel width"),
-                     0);
+    double widths[5] = { 0.1, 0.2, 0.4, 0.8, 1.6 };
+    assert_int_equal(
+        mpmap_h5_write_coordinate(f, "width", H5T_NATIVE_DOUBLE, n, widths, "m", "kernel width"),
+        0);
     double values[5 * 3];
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < m; j++)
             values[i * m + j] = density_value(i, j);
-    int64_t dims[2] = {n, m};
-    const char *names[2] = {"width", "sample"};
+    int64_t dims[2] = { n, m };
+    const char *names[2] = { "width", "sample" };
     mpmap_h5_dataset *d = NULL;
     assert_int_equal(mpmap_h5_dataset_create(f, "density", H5T_NATIVE_DOUBLE, 2, dims, names, &d),
                      0);
@@ -127,7 +127,7 @@ static void test_roundtrip_keeps_values_scales_and_units(void **state)
     assert_int_equal(mpmap_h5_attr_string(f, "/density", "long_name", "estimated density"), 0);
     assert_int_equal(mpmap_h5_attr_double(f, NULL, "bandwidth", 0.25), 0);
     assert_int_equal(mpmap_h5_attr_int64(f, "/", "seed", -42), 0);
-    double bounds[3] = {-1.0, 0.0, 2.5};
+    double bounds[3] = { -1.0, 0.0, 2.5 };
     assert_int_equal(mpmap_h5_attr_double_array(f, "/width", "bounds", 3, bounds), 0);
     /* Replacing an attribute keeps only the new value. */
     assert_int_equal(mpmap_h5_attr_int64(f, "/", "seed", 7), 0);
@@ -136,8 +136,7 @@ static void test_roundtrip_keeps_values_scales_and_units(void **state)
     for (int i = 0; i < 15; i++)
         counts[i] = -i * 1000;
     mpmap_h5_dataset *c = NULL;
-    assert_int_equal(mpmap_h5_dataset_create(f, "counts", H5T_NATIVE_INT32, 2, dims, names, &c),
-                     0);
+    assert_int_equal(mpmap_h5_dataset_create(f, "counts", H5T_NATIVE_INT32, 2, dims, names, &c), 0);
     assert_int_equal(mpmap_h5_dataset_write_all(c, counts), 0);
     /* Left open on purpose: commit closes it. */
     assert_int_equal(mpmap_h5_commit(f, err, sizeof err), 0);
@@ -216,20 +215,20 @@ static void test_streamed_row_blocks_equal_single_write(void **state)
 
     mpmap_h5 *f = NULL;
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
-    int64_t dims[2] = {rows, cols};
-    const char *names[2] = {"row", "col"};
+    int64_t dims[2] = { rows, cols };
+    const char *names[2] = { "row", "col" };
     mpmap_h5_dataset *one = NULL, *blocks = NULL;
     assert_int_equal(mpmap_h5_dataset_create(f, "one", H5T_NATIVE_INT64, 2, dims, names, &one), 0);
     assert_int_equal(mpmap_h5_dataset_write_all(one, all), 0);
     assert_int_equal(mpmap_h5_dataset_close(one), 0);
     assert_int_equal(
         mpmap_h5_dataset_create(f, "blocks", H5T_NATIVE_INT64, 2, dims, names, &blocks), 0);
-    const int64_t cuts[] = {1000, 1, 2000, 7, 0}; /* block starts, out of order */
-    const int64_t ends[] = {2000, 7, 3001, 1000, 1};
+    const int64_t cuts[] = { 1000, 1, 2000, 7, 0 }; /* block starts, out of order */
+    const int64_t ends[] = { 2000, 7, 3001, 1000, 1 };
     for (size_t b = 0; b < sizeof cuts / sizeof cuts[0]; b++)
-        assert_int_equal(mpmap_h5_dataset_write_rows(blocks, cuts[b], ends[b] - cuts[b],
-                                                     all + cuts[b] * cols),
-                         0);
+        assert_int_equal(
+            mpmap_h5_dataset_write_rows(blocks, cuts[b], ends[b] - cuts[b], all + cuts[b] * cols),
+            0);
     /* Rows past the end are refused. */
     assert_int_equal(mpmap_h5_dataset_write_rows(blocks, rows - 1, 2, all), MPMAP_EINVAL);
     assert_int_equal(mpmap_h5_dataset_close(blocks), 0);
@@ -245,9 +244,9 @@ static void test_streamed_row_blocks_equal_single_write(void **state)
     assert_int_equal(
         mpmap_h5_dataset_create(f, "blocks", H5T_NATIVE_INT64, 2, dims, names, &blocks), 0);
     for (size_t b = 0; b < sizeof cuts / sizeof cuts[0]; b++)
-        assert_int_equal(mpmap_h5_dataset_write_rows(blocks, cuts[b], ends[b] - cuts[b],
-                                                     all + cuts[b] * cols),
-                         0);
+        assert_int_equal(
+            mpmap_h5_dataset_write_rows(blocks, cuts[b], ends[b] - cuts[b], all + cuts[b] * cols),
+            0);
     assert_int_equal(mpmap_h5_commit(f, err, sizeof err), 0);
 
     hid_t file = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -314,9 +313,12 @@ static void test_trace_of_10000_rows_reads_back_exactly(void **state)
         hid_t type;
         void *buf;
     } cols[] = {
-        {"/trace/chunk", H5T_NATIVE_INT64, chunk}, {"/trace/begin", H5T_NATIVE_INT64, begin},
-        {"/trace/end", H5T_NATIVE_INT64, end},     {"/trace/rank", H5T_NATIVE_INT32, rank},
-        {"/trace/start", H5T_NATIVE_DOUBLE, start}, {"/trace/finish", H5T_NATIVE_DOUBLE, finish},
+        { "/trace/chunk", H5T_NATIVE_INT64, chunk },
+        { "/trace/begin", H5T_NATIVE_INT64, begin },
+        { "/trace/end", H5T_NATIVE_INT64, end },
+        { "/trace/rank", H5T_NATIVE_INT32, rank },
+        { "/trace/start", H5T_NATIVE_DOUBLE, start },
+        { "/trace/finish", H5T_NATIVE_DOUBLE, finish },
     };
     for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
         assert_non_null(cols[c].buf);
@@ -356,8 +358,8 @@ static void test_provenance_attributes_are_written(void **state)
     path_in(fx, "prov.h5", out, sizeof out);
     mpmap_h5 *f = NULL;
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
-    char *argv[] = {"kde", "--out", "my file.h5", "it's", "", "--bw=0.5", NULL};
-    const char *keys[] = {"kde_kernel"}, *values[] = {"gaussian"};
+    char *argv[] = { "kde", "--out", "my file.h5", "it's", "", "--bw=0.5", NULL };
+    const char *keys[] = { "kde_kernel" }, *values[] = { "gaussian" };
     mpmap_h5_provenance p = {
         .app = "kde",
         .argc = 6,
@@ -416,12 +418,12 @@ static void test_dimension_rules_are_enforced(void **state)
     char out[256], err[MPMAP_H5_ERROR_MAX];
     path_in(fx, "dims.h5", out, sizeof out);
     mpmap_h5 *f = NULL;
-    int64_t dims[2] = {4, 4};
+    int64_t dims[2] = { 4, 4 };
     mpmap_h5_dataset *d = NULL;
 
     /* A relative dimension lives in the dataset's group. */
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
-    const char *ok[2] = {"/g/h/point", "slot"};
+    const char *ok[2] = { "/g/h/point", "slot" };
     assert_int_equal(mpmap_h5_dataset_create(f, "/g/h/x", H5T_NATIVE_DOUBLE, 2, dims, ok, &d), 0);
     assert_int_equal(mpmap_h5_dataset_close(d), 0);
     assert_int_equal(mpmap_h5_commit(f, err, sizeof err), 0);
@@ -434,11 +436,11 @@ static void test_dimension_rules_are_enforced(void **state)
 
     /* Each of these is refused, and a refused call keeps the file from
      * being committed. */
-    const char *twice[2] = {"point", "point"};
-    const char *parent[2] = {"/point", "slot"};
-    const char *rooted[2] = {"/point", "/slot"};
-    const char *self[1] = {"y"};
-    double widths[3] = {1, 2, 3};
+    const char *twice[2] = { "point", "point" };
+    const char *parent[2] = { "/point", "slot" };
+    const char *rooted[2] = { "/point", "/slot" };
+    const char *self[1] = { "y" };
+    double widths[3] = { 1, 2, 3 };
     for (int c = 0; c < 4; c++) {
         assert_int_equal(mpmap_h5_create(out, 1, &f, err, sizeof err), 0);
         int rc;
@@ -453,9 +455,8 @@ static void test_dimension_rules_are_enforced(void **state)
             rc = mpmap_h5_dataset_create(f, "y", H5T_NATIVE_DOUBLE, 1, dims, self, &d);
             want = "cannot be its own dimension";
         } else {
-            assert_int_equal(mpmap_h5_write_coordinate(f, "point", H5T_NATIVE_DOUBLE, 3, widths,
-                                                       NULL, NULL),
-                             0);
+            assert_int_equal(
+                mpmap_h5_write_coordinate(f, "point", H5T_NATIVE_DOUBLE, 3, widths, NULL, NULL), 0);
             rc = mpmap_h5_dataset_create(f, "x", H5T_NATIVE_DOUBLE, 2, dims, rooted, &d);
             want = "axis 0 has length 4 but dimension '/point' has length 3";
         }

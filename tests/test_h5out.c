@@ -71,11 +71,11 @@ static void test_abort_removes_partial(void **state)
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
     char partial[300];
     snprintf(partial, sizeof partial, "%s", mpmap_h5_partial_path(f));
-    int64_t dims[1] = {10};
-    const char *names[1] = {"i"};
+    int64_t dims[1] = { 10 };
+    const char *names[1] = { "i" };
     mpmap_h5_dataset *d = NULL;
     assert_int_equal(mpmap_h5_dataset_create(f, "x", H5T_NATIVE_DOUBLE, 1, dims, names, &d), 0);
-    mpmap_trace_entry e = {0, 1, 0, 0.0, 1.0};
+    mpmap_trace_entry e = { 0, 1, 0, 0.0, 1.0 };
     assert_int_equal(mpmap_h5_trace_append(f, &e), 0);
     assert_true(exists(partial));
     mpmap_h5_abort(f); /* closes the open dataset and trace too */
@@ -101,8 +101,8 @@ static void full_disk_case(fixture *fx, int64_t rows, int write_fails_first)
     snprintf(out, sizeof out, "%s/o.h5", where);
     mpmap_h5 *f = NULL;
     assert_int_equal(mpmap_h5_create(out, 0, &f, err, sizeof err), 0);
-    int64_t dims[2] = {rows, 1024};
-    const char *names[2] = {"row", "col"};
+    int64_t dims[2] = { rows, 1024 };
+    const char *names[2] = { "row", "col" };
     mpmap_h5_dataset *d = NULL;
     assert_int_equal(mpmap_h5_dataset_create(f, "x", H5T_NATIVE_DOUBLE, 2, dims, names, &d), 0);
     double *row = calloc(1024, sizeof *row);
@@ -140,10 +140,7 @@ static void full_disk_case(fixture *fx, int64_t rows, int write_fails_first)
 
 /* 1.6 MB, chunked: every chunk stays in HDF5's chunk cache until the
  * commit, whose flush meets the full disk. */
-static void test_full_disk_at_commit_fails_cleanly(void **state)
-{
-    full_disk_case(*state, 200, 0);
-}
+static void test_full_disk_at_commit_fails_cleanly(void **state) { full_disk_case(*state, 200, 0); }
 
 /* 800 KB, contiguous: each row goes to disk as it is written, so the writes
  * meet the full disk while the run goes on. */
@@ -196,8 +193,8 @@ static void test_missing_folder_is_reported_without_creating_anything(void **sta
     fixture *fx = *state;
     char out[256], err[MPMAP_H5_ERROR_MAX], expected[512];
     path_in(fx, "no/such/folder/out.h5", out, sizeof out);
-    snprintf(expected, sizeof expected,
-             "cannot create output '%s': No such file or directory", out);
+    snprintf(expected, sizeof expected, "cannot create output '%s': No such file or directory",
+             out);
     assert_int_equal(mpmap_h5_check_output_path(out, 0, err, sizeof err), MPMAP_EIO);
     assert_string_equal(err, expected);
     assert_int_equal(mpmap_h5_check_output_path(out, 1, err, sizeof err), MPMAP_EIO);
@@ -225,9 +222,11 @@ static void test_hdf5_error_printing_is_restored(void **state)
     assert_true(H5Eget_auto2(H5E_DEFAULT, &before_func, &before_data) >= 0);
     char spec[300], err[MPMAP_H5_ERROR_MAX];
     snprintf(spec, sizeof spec, "%s/none.h5:/x", fx->dir);
+    /* clang-format off */
     assert_int_equal(mpmap_h5_read_matrix(spec, &(double *){NULL}, &(int64_t){0}, &(int64_t){0},
                                           err, sizeof err),
                      MPMAP_EIO);
+    /* clang-format on */
     assert_true(H5Eget_auto2(H5E_DEFAULT, &after_func, &after_data) >= 0);
     assert_ptr_equal(before_func, after_func);
     assert_ptr_equal(before_data, after_data);

@@ -26,10 +26,7 @@ static uint64_t test_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static double test_uniform(uint64_t *state)
-{
-    return (double)(test_next(state) >> 11) * 0x1.0p-53;
-}
+static double test_uniform(uint64_t *state) { return (double)(test_next(state) >> 11) * 0x1.0p-53; }
 
 typedef struct ref_entry {
     double d2;
@@ -119,9 +116,9 @@ static double *random_points(int64_t n, int d, uint64_t *state)
 static void test_tree_matches_reference_on_uniform_data(void **state)
 {
     (void)state;
-    static const int dims[] = {1, 2, 3, 5, 8}; /* 5: a partial group of 4 */
-    static const int64_t sizes[] = {1, 2, 5, 33, 300, 5000};
-    static const int ks[] = {1, 5, 10};
+    static const int dims[] = { 1, 2, 3, 5, 8 }; /* 5: a partial group of 4 */
+    static const int64_t sizes[] = { 1, 2, 5, 33, 300, 5000 };
+    static const int ks[] = { 1, 5, 10 };
     uint64_t rng = 42;
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -192,8 +189,8 @@ static void check_grid_ties(int d, int side)
     for (int qi = 0; qi < nq; qi++)
         for (int j = 0, r = qi; j < d; j++, r /= 3)
             queries[qi * d + j] = 1.0 + 0.5 * (r % 3);
-    static const int ks[] = {1, 2, 3, 4, 7, 8, 24, 100};
-    static const int leaves[] = {1, 4, 16};
+    static const int ks[] = { 1, 2, 3, 4, 7, 8, 24, 100 };
+    static const int leaves[] = { 1, 4, 16 };
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
         for (size_t li = 0; li < sizeof leaves / sizeof leaves[0]; li++)
             check_queries(data, n, d, queries, nq, ks[ki], leaves[li]);
@@ -230,7 +227,7 @@ static void test_all_points_identical_returns_lowest_indices(void **state)
     double data[200 * 2];
     for (int64_t i = 0; i < n * d; i++)
         data[i] = 0.25;
-    const double q[2] = {1.0, -2.0};
+    const double q[2] = { 1.0, -2.0 };
     const double expect = sqrt(0.75 * 0.75 + 2.25 * 2.25);
     knn_tree *tree;
     assert_int_equal(knn_tree_build(data, n, d, 8, &tree), KNN_OK);
@@ -281,7 +278,7 @@ static void test_batch_matches_reference_in_query_order(void **state)
     const int64_t m = 150;
     double *data = random_points(n, d, &rng);
     double *queries = random_points(m, d, &rng);
-    static const int ks[] = {5, 40};
+    static const int ks[] = { 5, 40 };
     for (size_t ki = 0; ki < 2; ki++) {
         int k = ks[ki];
         double *dist = malloc((size_t)(m * k) * sizeof *dist);
@@ -313,10 +310,10 @@ static void test_batch_matches_reference_in_query_order(void **state)
 static void test_invalid_arguments_are_rejected(void **state)
 {
     (void)state;
-    double data[4 * 2] = {0, 0, 1, 0, 0, 1, 1, 1};
-    const double q[2] = {0.5, 0.5};
-    double dist[5] = {-1, -1, -1, -1, -1};
-    int64_t index[5] = {-1, -1, -1, -1, -1};
+    double data[4 * 2] = { 0, 0, 1, 0, 0, 1, 1, 1 };
+    const double q[2] = { 0.5, 0.5 };
+    double dist[5] = { -1, -1, -1, -1, -1 };
+    int64_t index[5] = { -1, -1, -1, -1, -1 };
     knn_tree *tree = (knn_tree *)&tree; /* must be reset to NULL on failure */
 
     assert_int_equal(knn_tree_build(data, 0, 2, 16, &tree), KNN_EINVAL);
@@ -338,7 +335,7 @@ static void test_invalid_arguments_are_rejected(void **state)
     assert_int_equal(knn_tree_query(tree, q, 0, dist, index), KNN_EINVAL);
     assert_int_equal(knn_tree_query(tree, NULL, 1, dist, index), KNN_EINVAL);
     assert_int_equal(knn_tree_query(tree, q, 1, NULL, index), KNN_EINVAL);
-    const double bad_q[2] = {NAN, 0.0};
+    const double bad_q[2] = { NAN, 0.0 };
     assert_int_equal(knn_tree_query(tree, bad_q, 1, dist, index), KNN_EINVAL);
     for (int i = 0; i < 5; i++) {
         assert_true(dist[i] == -1.0);
@@ -367,10 +364,10 @@ static void test_distance2_sums_squares_in_dimension_order(void **state)
     /* Each small square is 0.390625 ulp(1): added to 1 one at a time both round
      * away (result exactly 1), added to each other first they would not. */
     const double small = 0x1.4p-27;
-    const double a[3] = {1.0, small, small};
-    const double b[3] = {0.0, 0.0, 0.0};
+    const double a[3] = { 1.0, small, small };
+    const double b[3] = { 0.0, 0.0, 0.0 };
     assert_true(knn_distance2(a, b, 3) == 1.0);
-    const double reordered[3] = {small, small, 1.0};
+    const double reordered[3] = { small, small, 1.0 };
     assert_true(knn_distance2(reordered, b, 3) == 1.0 + 0x1.0p-52);
 }
 
@@ -383,8 +380,8 @@ static void test_distance2_sums_squares_in_dimension_order(void **state)
  */
 static size_t knn_all_outputs(unsigned char *out, size_t cap)
 {
-    static const int dims[] = {1, 3, 4, 5, 8, 9};
-    static const int ks[] = {1, 7, 40};
+    static const int dims[] = { 1, 3, 4, 5, 8, 9 };
+    static const int ks[] = { 1, 7, 40 };
     size_t len = 0;
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
         const int d = dims[di];

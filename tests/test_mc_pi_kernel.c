@@ -34,7 +34,7 @@ static int64_t brute_force_hits(uint64_t seed, int64_t task, int64_t first, int6
 static void test_task_samples_partition_total_exactly(void **state)
 {
     (void)state;
-    const int64_t totals[] = {0, 1, 2, 5, 99, 100, 101, 1000003, INT64_C(10000000000)};
+    const int64_t totals[] = { 0, 1, 2, 5, 99, 100, 101, 1000003, INT64_C(10000000000) };
     for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
         for (int64_t tasks = 1; tasks <= 130; tasks++) {
             int64_t sum = 0, lo = INT64_MAX, hi = INT64_MIN;
@@ -87,7 +87,7 @@ static void test_estimate_is_four_p_with_binomial_error(void **state)
 static void test_scalar_hits_match_brute_force_count(void **state)
 {
     (void)state;
-    const int64_t samples[] = {0, 1, 2, 3, 10, 1001};
+    const int64_t samples[] = { 0, 1, 2, 3, 10, 1001 };
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         for (int64_t task = 0; task < 5; task++) {
             assert_int_equal(mc_pi_hits_scalar(123, task, samples[i]),
@@ -95,8 +95,8 @@ static void test_scalar_hits_match_brute_force_count(void **state)
         }
     }
     /* keys and streams with high words set: the scalar path folds them into rounds 0-2 */
-    const uint64_t seeds[] = {UINT64_MAX, UINT64_C(0xFFFFFFFF00000000), UINT64_C(0xFFFFFFFF)};
-    const int64_t tasks[] = {INT64_C(1) << 40, INT64_MAX, INT64_C(0xFFFFFFFF)};
+    const uint64_t seeds[] = { UINT64_MAX, UINT64_C(0xFFFFFFFF00000000), UINT64_C(0xFFFFFFFF) };
+    const int64_t tasks[] = { INT64_C(1) << 40, INT64_MAX, INT64_C(0xFFFFFFFF) };
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
         for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++)
             assert_int_equal(mc_pi_hits_scalar(seeds[s], tasks[t], 777),
@@ -107,16 +107,16 @@ static void test_scalar_hits_match_brute_force_count(void **state)
  * Sizes around the vector groups (AVX2: 4 lanes x 5 unrolled = 20 blocks, 40
  * points; AVX-512: 8 x 6 = 48 blocks, 96 points; twice each) and beyond.
  */
-static const int64_t sizes[] = {0,   1,   2,   3,   7,   31,  32,  33,   39,   40,    41,
-                                63,  64,  65,  66,  79,  80,  81,  95,   96,   97,    127,
-                                128, 129, 191, 192, 193, 640, 999, 1001, 4099, 100003};
+static const int64_t sizes[] = { 0,   1,   2,   3,   7,   31,  32,  33,   39,   40,    41,
+                                 63,  64,  65,  66,  79,  80,  81,  95,   96,   97,    127,
+                                 128, 129, 191, 192, 193, 640, 999, 1001, 4099, 100003 };
 enum { SIZE_COUNT = sizeof sizes / sizeof sizes[0] };
 
 static void test_every_path_matches_scalar(void **state)
 {
     (void)state;
-    const uint64_t seeds[] = {0, 1, 2024, UINT64_C(0xFFFFFFFF00000000), UINT64_MAX};
-    const int64_t tasks[] = {0, 1, 12345, INT64_C(1) << 32, INT64_MAX};
+    const uint64_t seeds[] = { 0, 1, 2024, UINT64_C(0xFFFFFFFF00000000), UINT64_MAX };
+    const int64_t tasks[] = { 0, 1, 12345, INT64_C(1) << 32, INT64_MAX };
     int paths_checked = 0;
     for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
         if (!mc_pi_path_available((mc_pi_path)p))
@@ -140,9 +140,10 @@ static void test_every_path_matches_scalar(void **state)
 static void test_ranges_match_brute_force_on_every_path(void **state)
 {
     (void)state;
-    const int64_t starts[] = {0, 1, 2, 65, (INT64_C(1) << 33) - 41, (INT64_C(1) << 33) + 1,
-                              INT64_C(1) << 50};
-    const int64_t lengths[] = {0, 1, 2, 64, 65, 200, 333};
+    const int64_t starts[] = {
+        0, 1, 2, 65, (INT64_C(1) << 33) - 41, (INT64_C(1) << 33) + 1, INT64_C(1) << 50
+    };
+    const int64_t lengths[] = { 0, 1, 2, 64, 65, 200, 333 };
     for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
         if (!mc_pi_path_available((mc_pi_path)p))
             continue;
@@ -170,9 +171,9 @@ static void test_ranges_match_brute_force_on_every_path(void **state)
 static void test_ranges_across_high_word_changes_match_brute_force(void **state)
 {
     (void)state;
-    const int64_t first[] = {(INT64_C(1) << 33) - 2001, (INT64_C(1) << 34) - 1000,
-                             (INT64_C(3) << 33) - 7, INT64_MAX - 3001};
-    const int64_t length[] = {4003, 2000, 505, 3001};
+    const int64_t first[] = { (INT64_C(1) << 33) - 2001, (INT64_C(1) << 34) - 1000,
+                              (INT64_C(3) << 33) - 7, INT64_MAX - 3001 };
+    const int64_t length[] = { 4003, 2000, 505, 3001 };
     int paths_checked = 0;
     for (int p = MC_PI_PATH_SCALAR; p <= MC_PI_PATH_AVX512; p++) {
         if (!mc_pi_path_available((mc_pi_path)p))

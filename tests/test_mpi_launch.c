@@ -28,8 +28,8 @@ static int decide(const char **env) { return mpi_launch_one_node_defaults(fake_l
 static void test_mpirun_on_one_node_picks_ob1(void **state)
 {
     (void)state;
-    const char *env[] = { "OMPI_COMM_WORLD_SIZE=8", "OMPI_COMM_WORLD_LOCAL_SIZE=8",
-                          "PMIX_RANK=3", NULL };
+    const char *env[] = { "OMPI_COMM_WORLD_SIZE=8", "OMPI_COMM_WORLD_LOCAL_SIZE=8", "PMIX_RANK=3",
+                          NULL };
     assert_int_equal(decide(env), 1);
 }
 
@@ -78,8 +78,8 @@ static void test_srun_step_on_one_node_picks_ob1(void **state)
 static void test_other_launchers_are_left_alone(void **state)
 {
     (void)state;
-    const char *names[] = { "PMIX_RANK=0", "PMI_RANK=0", "PMI_SIZE=4", "SLURM_PROCID=0",
-                            "PALS_RANKID=0", "ALPS_APP_PE=0" };
+    const char *names[] = { "PMIX_RANK=0",    "PMI_RANK=0",    "PMI_SIZE=4",
+                            "SLURM_PROCID=0", "PALS_RANKID=0", "ALPS_APP_PE=0" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *env[] = { names[i], NULL };
         if (decide(env) != 0)

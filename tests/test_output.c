@@ -70,12 +70,11 @@ static void test_fingerprint_diff_names_the_first_difference(void **state)
 {
     (void)state;
     char why[256];
-    assert_int_equal(diff("mc_pi --samples=10 seed=1", "mc_pi --samples=10 seed=1", 0, why,
-                          sizeof why),
-                     0);
-    assert_int_equal(diff("mc_pi --samples=10 --tasks=5", "mc_pi --samples=20 --tasks=6", 0, why,
-                          sizeof why),
-                     1);
+    assert_int_equal(
+        diff("mc_pi --samples=10 seed=1", "mc_pi --samples=10 seed=1", 0, why, sizeof why), 0);
+    assert_int_equal(
+        diff("mc_pi --samples=10 --tasks=5", "mc_pi --samples=20 --tasks=6", 0, why, sizeof why),
+        1);
     assert_string_equal(why, "--samples: was 10, now 20");
     assert_int_equal(diff("mc_pi --samples=10", "mc_pi --samples=10 --seed=3", 0, why, sizeof why),
                      1);
@@ -93,16 +92,16 @@ static void test_fingerprint_diff_names_the_first_difference(void **state)
     assert_int_equal(diff(a, b, 0, why, sizeof why), 1);
     assert_string_equal(why, "input data changed");
     assert_int_equal(diff(a, b, 1, why, sizeof why), 0); /* flags only: the same */
-    assert_int_equal(diff("knn_query --points=5 queries=3x2:00", "knn_query --points=5 queries=3x2:01",
-                          0, why, sizeof why),
+    assert_int_equal(diff("knn_query --points=5 queries=3x2:00",
+                          "knn_query --points=5 queries=3x2:01", 0, why, sizeof why),
                      1);
     assert_string_equal(why, "input data changed");
     assert_int_equal(diff("mc_pi --samples=10", "kde_sweep --samples=10", 0, why, sizeof why), 1);
     assert_string_equal(why, "written by mc_pi, not kde_sweep");
     /* A repeated flag is compared occurrence by occurrence. */
-    assert_int_equal(diff("kde_sweep --point=1 --point=2", "kde_sweep --point=1 --point=3", 0, why,
-                          sizeof why),
-                     1);
+    assert_int_equal(
+        diff("kde_sweep --point=1 --point=2", "kde_sweep --point=1 --point=3", 0, why, sizeof why),
+        1);
     assert_string_equal(why, "--point: was 2, now 3");
 }
 
@@ -198,8 +197,8 @@ static void test_committed_output_is_complete_for_the_same_fingerprint(void **st
     assert_false(exists(ckpt)); /* the checkpoint has served */
     assert_int_equal(mpmap_output_decide(o, 0, 1, fp, 1, &st, err, sizeof err), 0);
     assert_int_equal(st, MPMAP_OUTPUT_COMPLETE);
-    assert_int_equal(mpmap_output_decide(o, 0, 1, "mc_pi --samples=20 samples=20 tasks=1 seed=1",
-                                         1, &st, err, sizeof err),
+    assert_int_equal(mpmap_output_decide(o, 0, 1, "mc_pi --samples=20 samples=20 tasks=1 seed=1", 1,
+                                         &st, err, sizeof err),
                      MPMAP_EINVAL);
     assert_non_null(strstr(err, "--samples: was 10, now 20"));
     /* Without --resume an existing output still needs --force. */
@@ -240,13 +239,13 @@ static void test_checkpoint_of_another_run_is_named(void **state)
     assert_int_equal(mpmap_output_decide(o, 0, 1, stored, 1, &st, err, sizeof err), 0);
     assert_int_equal(st, MPMAP_OUTPUT_RESUME);
     assert_int_equal(mpmap_output_decide(o, 0, 1,
-                                         "kde_sweep --widths=0:1:10 data=100x2:00000000000000bb",
-                                         1, &st, err, sizeof err),
+                                         "kde_sweep --widths=0:1:10 data=100x2:00000000000000bb", 1,
+                                         &st, err, sizeof err),
                      MPMAP_EINVAL);
     assert_non_null(strstr(err, "belongs to a different run (input data changed)"));
-    assert_int_equal(mpmap_output_decide(o, 0, 1, "kde_sweep --widths=0:1:11", 0, &st, err,
-                                         sizeof err),
-                     MPMAP_EINVAL);
+    assert_int_equal(
+        mpmap_output_decide(o, 0, 1, "kde_sweep --widths=0:1:11", 0, &st, err, sizeof err),
+        MPMAP_EINVAL);
     assert_non_null(strstr(err, "--widths: was 0:1:10, now 0:1:11"));
     mpmap_output_close(o);
 }
@@ -267,13 +266,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fingerprint_diff_names_the_first_difference),
-        cmocka_unit_test_setup_teardown(test_lock_refuses_a_second_owner_and_names_the_first,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_refuses_a_second_owner_and_names_the_first, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stale_lock_file_is_taken_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decide_follows_the_flags_and_the_disk, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            test_committed_output_is_complete_for_the_same_fingerprint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committed_output_is_complete_for_the_same_fingerprint,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_of_another_run_is_named, setup, teardown),
         cmocka_unit_test(test_failure_messages_are_plain),
     };

@@ -60,7 +60,7 @@ static void test_descending_range_is_allowed(void **state)
     param_grid_init(&grid);
     assert_int_equal(param_grid_add(&grid, "t = 3 : -1 : 5", err, sizeof err), PARAM_EINVAL);
     assert_int_equal(param_grid_add(&grid, "t=3 : -1 : 5", err, sizeof err), PARAM_OK);
-    const double expected[] = {3, 2, 1, 0, -1};
+    const double expected[] = { 3, 2, 1, 0, -1 };
     for (int i = 0; i < 5; i++)
         assert_true(param_axis_value(&grid.axes[0], i) == expected[i]);
     param_grid_free(&grid);
@@ -74,7 +74,7 @@ static void test_list_keeps_order_and_values(void **state)
     assert_int_equal(param_grid_add(&grid, "_b2=5, -2.5e3,0x1p-2,7", err, sizeof err), PARAM_OK);
     assert_int_equal(grid.axes[0].kind, PARAM_AXIS_LIST);
     assert_int_equal(grid.axes[0].count, 4);
-    const double expected[] = {5.0, -2500.0, 0.25, 7.0};
+    const double expected[] = { 5.0, -2500.0, 0.25, 7.0 };
     for (int i = 0; i < 4; i++)
         assert_true(param_axis_value(&grid.axes[0], i) == expected[i]);
     assert_true(grid.axes[0].start == 5.0);
@@ -103,8 +103,8 @@ static void test_single_value_and_count_one(void **state)
 static void test_malformed_specs_are_rejected_with_the_spec_quoted(void **state)
 {
     (void)state;
-    expect_error("a=1:2",
-                 "--param: expected NAME=START:STOP:COUNT or NAME=v1,v2,..., got 'a=1:2'", NULL);
+    expect_error("a=1:2", "--param: expected NAME=START:STOP:COUNT or NAME=v1,v2,..., got 'a=1:2'",
+                 NULL);
     expect_error("a=1:2:3:4", "expected NAME=START:STOP:COUNT", "'a=1:2:3:4'");
     expect_error("a", "expected NAME=", "'a'");
     expect_error("=1,2", "expected NAME=", "'=1,2'");
@@ -159,8 +159,8 @@ static void test_parse_double_is_strict(void **state)
     assert_int_equal(param_parse_double("-0", &v), PARAM_OK);
     assert_int_equal(param_parse_double("1e-310", &v), PARAM_OK); /* subnormal is fine */
     assert_true(v > 0 && v < 1e-300);
-    const char *bad[] = {"", " ", "1x", "nan", "NaN", "inf", "-inf", "1e400", "1 2", "\n1", "--1",
-                         "1.2.3"};
+    const char *bad[] = { "",     " ",     "1x",  "nan", "NaN", "inf",
+                          "-inf", "1e400", "1 2", "\n1", "--1", "1.2.3" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(param_parse_double(bad[i], &v), PARAM_EINVAL);
 }
@@ -172,7 +172,7 @@ static void check_c_order(const char *const *specs, int nspecs)
     param_grid_init(&grid);
     for (int k = 0; k < nspecs; k++)
         assert_int_equal(param_grid_add(&grid, specs[k], err, sizeof err), PARAM_OK);
-    int64_t n[3] = {1, 1, 1};
+    int64_t n[3] = { 1, 1, 1 };
     for (int k = 0; k < nspecs; k++)
         n[k] = grid.axes[k].count;
     assert_int_equal(grid.npoints, n[0] * n[1] * n[2]);
@@ -180,8 +180,8 @@ static void check_c_order(const char *const *specs, int nspecs)
     for (int64_t i = 0; i < n[0]; i++)
         for (int64_t j = 0; j < n[1]; j++)
             for (int64_t l = 0; l < n[2]; l++, t++) {
-                const int64_t want[3] = {i, j, l};
-                int64_t index[3] = {-1, -1, -1};
+                const int64_t want[3] = { i, j, l };
+                int64_t index[3] = { -1, -1, -1 };
                 double values[3];
                 param_grid_index(&grid, t, index);
                 param_grid_point(&grid, t, values);
@@ -197,9 +197,9 @@ static void check_c_order(const char *const *specs, int nspecs)
 static void test_task_index_is_c_order_for_one_to_three_params(void **state)
 {
     (void)state;
-    const char *one[] = {"a=0:1:5"};
-    const char *two[] = {"a=0:1:3", "b=10,20,30,40"};
-    const char *three[] = {"a=1,2", "b=0:4:5", "c=-1:1:3"};
+    const char *one[] = { "a=0:1:5" };
+    const char *two[] = { "a=0:1:3", "b=10,20,30,40" };
+    const char *three[] = { "a=1,2", "b=0:4:5", "c=-1:1:3" };
     check_c_order(one, 1);
     check_c_order(two, 2);
     check_c_order(three, 3);

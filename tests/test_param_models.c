@@ -51,8 +51,8 @@ static void test_bind_matches_names_and_fills_defaults(void **state)
     assert_int_equal(param_grid_add(&grid, "sigma=9,11", err, sizeof err), PARAM_OK);
     int source[3];
     assert_int_equal(param_model_bind(lorenz, &grid, source, err, sizeof err), PARAM_OK);
-    assert_int_equal(source[0], 1); /* sigma */
-    assert_int_equal(source[1], 0); /* rho */
+    assert_int_equal(source[0], 1);  /* sigma */
+    assert_int_equal(source[1], 0);  /* rho */
     assert_int_equal(source[2], -1); /* beta: default */
     double point[2], params[3];
     param_grid_point(&grid, 5, point); /* rho index 2, sigma index 1 */
@@ -122,7 +122,7 @@ static void test_linear_vector_matches_closed_form(void **state)
     param_model_options_init(&o);
     o.length = 37;
     assert_int_equal(param_model_prepare(linear, &o, err, sizeof err), PARAM_OK);
-    const double params[2] = {1.25, -3.0};
+    const double params[2] = { 1.25, -3.0 };
     double record[37];
     assert_int_equal(linear->evaluate(params, &o, record, err, sizeof err), PARAM_OK);
     for (int ctr = 0; ctr < 37; ctr++)
@@ -136,14 +136,14 @@ static void test_linear_summary_matches_closed_form(void **state)
     param_model_options o;
     param_model_options_init(&o);
     o.record = PARAM_RECORD_SUMMARY;
-    const int64_t lengths[] = {1, 2, 1000, 1000001};
-    const double p1s[] = {0.5, -2.0, 3.75};
+    const int64_t lengths[] = { 1, 2, 1000, 1000001 };
+    const double p1s[] = { 0.5, -2.0, 3.75 };
     for (size_t a = 0; a < 4; a++)
         for (size_t b = 0; b < 3; b++) {
             o.length = lengths[a];
             assert_int_equal(param_model_prepare(linear, &o, err, sizeof err), PARAM_OK);
             const double p1 = p1s[b], p2 = 1.5;
-            const double params[2] = {p1, p2};
+            const double params[2] = { p1, p2 };
             double record[4];
             assert_int_equal(linear->evaluate(params, &o, record, err, sizeof err), PARAM_OK);
             double m = (double)lengths[a];
@@ -170,7 +170,7 @@ static void test_one_rk4_step_matches_hand_computed_stages(void **state)
 {
     (void)state;
     const double h = 0.01;
-    const double s0[3] = {1.0, 1.0, 1.0};
+    const double s0[3] = { 1.0, 1.0, 1.0 };
     /* k1 at (1,1,1): (0, 26, 1 - 8/3) */
     double k1[3], k2[3], k3[3], k4[3], p[3];
     reference_rhs(s0, k1);
@@ -192,7 +192,7 @@ static void test_one_rk4_step_matches_hand_computed_stages(void **state)
     for (int i = 0; i < 3; i++)
         want[i] = 1.0 + h / 6 * (k1[i] + 2 * k2[i] + 2 * k3[i] + k4[i]);
 
-    double s[3] = {1.0, 1.0, 1.0};
+    double s[3] = { 1.0, 1.0, 1.0 };
     lorenz_rk4_step(s, 10.0, 28.0, 8.0 / 3.0, h);
     for (int i = 0; i < 3; i++)
         assert_close(s[i], want[i], 1e-14);
@@ -206,7 +206,7 @@ static void evaluate_lorenz(double sigma, double rho, double beta, double record
     param_model_options o;
     param_model_options_init(&o);
     assert_int_equal(param_model_prepare(lorenz, &o, err, sizeof err), PARAM_OK);
-    const double params[3] = {sigma, rho, beta};
+    const double params[3] = { sigma, rho, beta };
     int rc = lorenz->evaluate(params, &o, record, err, sizeof err);
     if (rc != PARAM_OK)
         fail_msg("lorenz failed: %s", err);

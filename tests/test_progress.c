@@ -24,8 +24,10 @@ static void assert_contains(const char *haystack, const char *needle)
 
 static mpmap_progress_info info_at(int64_t done, int64_t total)
 {
+    /* clang-format off */
     mpmap_progress_info info = { .done = done, .total = total, .restored = 0,
                                  .elapsed = 12.0, .rate = 1234.5, .eta = 187.0 };
+    /* clang-format on */
     return info;
 }
 

@@ -123,7 +123,8 @@ static void test_user_operation_gets_context_and_initial_value(void **state)
     mpmap_reduce_init(MPMAP_REDUCE_USER, MPMAP_DOUBLE, sizeof acc, &initial, &acc);
     for (int i = 1; i <= 4; i++) {
         stats r = { (double)i, 1 };
-        mpmap_reduce_fold(MPMAP_REDUCE_USER, MPMAP_DOUBLE, sizeof acc, &r, &acc, fold_stats, &scale);
+        mpmap_reduce_fold(MPMAP_REDUCE_USER, MPMAP_DOUBLE, sizeof acc, &r, &acc, fold_stats,
+                          &scale);
     }
     assert_true(acc.sum == 10.0 + 2.0 * (1 + 2 + 3 + 4));
     assert_int_equal(acc.count, 104);
@@ -138,7 +139,8 @@ static void test_check_rejects_layouts_that_do_not_fit(void **state)
     assert_int_equal(mpmap_reduce_check(MPMAP_REDUCE_USER, MPMAP_DOUBLE, 8, NULL), MPMAP_EINVAL);
     assert_int_equal(mpmap_reduce_check(MPMAP_REDUCE_USER, MPMAP_DOUBLE, 8, fold_stats), MPMAP_OK);
     assert_int_equal(mpmap_reduce_check((mpmap_reduce_op)99, MPMAP_DOUBLE, 8, NULL), MPMAP_EINVAL);
-    assert_int_equal(mpmap_reduce_check(MPMAP_REDUCE_SUM, (mpmap_datatype)9, 8, NULL), MPMAP_EINVAL);
+    assert_int_equal(mpmap_reduce_check(MPMAP_REDUCE_SUM, (mpmap_datatype)9, 8, NULL),
+                     MPMAP_EINVAL);
     assert_int_equal(mpmap_reduce_check(MPMAP_REDUCE_NONE, MPMAP_DOUBLE, 0, NULL), MPMAP_OK);
 }
 

@@ -48,15 +48,16 @@ static void test_block_matches_published_philox_vectors(void **state)
 static void test_u32_stream_is_random123_philox(void **state)
 {
     (void)state;
-    const uint64_t seeds[] = {0, 1, UINT64_C(0xDEADBEEF00000001), UINT64_MAX};
-    const uint64_t streams[] = {0, 7, UINT64_C(0x100000000), UINT64_C(0xFFFFFFFF12345678)};
+    const uint64_t seeds[] = { 0, 1, UINT64_C(0xDEADBEEF00000001), UINT64_MAX };
+    const uint64_t streams[] = { 0, 7, UINT64_C(0x100000000), UINT64_C(0xFFFFFFFF12345678) };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         for (size_t j = 0; j < sizeof streams / sizeof streams[0]; j++) {
             mpmap_rng r;
             mpmap_rng_init(&r, seeds[i], streams[j]);
-            philox4x32_key_t key = {{(uint32_t)seeds[i], (uint32_t)(seeds[i] >> 32)}};
+            philox4x32_key_t key = { { (uint32_t)seeds[i], (uint32_t)(seeds[i] >> 32) } };
             for (uint32_t b = 0; b < 50; b++) {
-                philox4x32_ctr_t ctr = {{b, 0, (uint32_t)streams[j], (uint32_t)(streams[j] >> 32)}};
+                philox4x32_ctr_t ctr = { { b, 0, (uint32_t)streams[j],
+                                           (uint32_t)(streams[j] >> 32) } };
                 philox4x32_ctr_t expect = philox4x32(ctr, key);
                 for (int k = 0; k < 4; k++)
                     assert_int_equal(mpmap_rng_u32(&r), expect.v[k]);
@@ -210,8 +211,8 @@ static void test_fill_equals_repeated_single_draws(void **state)
 static void test_skip_equals_discarding_words(void **state)
 {
     (void)state;
-    const uint64_t before[] = {0, 1, 3, 4, 6};
-    const uint64_t skips[] = {0, 1, 2, 3, 4, 5, 9, 1000};
+    const uint64_t before[] = { 0, 1, 3, 4, 6 };
+    const uint64_t skips[] = { 0, 1, 2, 3, 4, 5, 9, 1000 };
     for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) {
         for (size_t j = 0; j < sizeof skips / sizeof skips[0]; j++) {
             mpmap_rng a, b;

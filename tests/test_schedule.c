@@ -19,7 +19,10 @@ static const int64_t max_chunks[] = { 0, 1, 10, 333 };
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-typedef struct chunk { int64_t begin, end; int worker; } chunk;
+typedef struct chunk {
+    int64_t begin, end;
+    int worker;
+} chunk;
 
 /* Drains a scheduler with workers asking in round-robin (a worker with nothing
  * left drops out), recording every chunk. */
@@ -74,14 +77,13 @@ static void for_each_case(mpmap_schedule kind,
                 for (size_t m = 0; m < LEN(max_chunks); m++) {
                     mpmap__scheduler s;
                     assert_int_equal(mpmap__scheduler_init(&s, kind, task_counts[a],
-                                                          worker_counts[b], min_chunks[d],
-                                                          max_chunks[m]),
+                                                           worker_counts[b], min_chunks[d],
+                                                           max_chunks[m]),
                                      MPMAP_OK);
                     size_t n = drain(&s, worker_counts[b], c, cap);
                     assert_exact_cover(c, n, task_counts[a]);
                     if (check)
-                        check(c, n, task_counts[a], worker_counts[b], min_chunks[d],
-                              max_chunks[m]);
+                        check(c, n, task_counts[a], worker_counts[b], min_chunks[d], max_chunks[m]);
                     mpmap__scheduler_destroy(&s);
                 }
     free(c);
@@ -154,8 +156,8 @@ static void check_static(const chunk *c, size_t n, int64_t total, int workers, i
     assert_true(largest - smallest <= 1);
 }
 
-static void check_factoring(const chunk *c, size_t n, int64_t total, int workers,
-                            int64_t min_chunk, int64_t max_chunk)
+static void check_factoring(const chunk *c, size_t n, int64_t total, int workers, int64_t min_chunk,
+                            int64_t max_chunk)
 {
     (void)total;
     (void)max_chunk;
@@ -326,10 +328,10 @@ static void test_endgame_only_when_the_pool_is_nearly_empty(void **state)
 {
     (void)state;
     /* Shared pools: at most one minimum chunk per worker left. */
-    const mpmap_schedule pools[] = { MPMAP_SCHEDULE_GUIDED, MPMAP_SCHEDULE_DYNAMIC,
+    const mpmap_schedule pools[] = { MPMAP_SCHEDULE_GUIDED,    MPMAP_SCHEDULE_DYNAMIC,
                                      MPMAP_SCHEDULE_FACTORING, MPMAP_SCHEDULE_AWF_B,
-                                     MPMAP_SCHEDULE_AWF_C, MPMAP_SCHEDULE_AWF_D,
-                                     MPMAP_SCHEDULE_AWF_E, MPMAP_SCHEDULE_AF,
+                                     MPMAP_SCHEDULE_AWF_C,     MPMAP_SCHEDULE_AWF_D,
+                                     MPMAP_SCHEDULE_AWF_E,     MPMAP_SCHEDULE_AF,
                                      MPMAP_SCHEDULE_AUTO };
     for (size_t i = 0; i < LEN(pools); i++) {
         mpmap__scheduler s;

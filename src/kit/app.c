@@ -21,10 +21,10 @@
 struct mpmap_app {
     app a;
     const mpmap_app_def *def;
-    int code;                       /* set by mpmap_app_usage / _failure */
-    char message[APP_MESSAGE_MAX];  /* "" when already printed */
-    kit_fields fields;              /* rank 0 */
-    kit_status status;              /* rank 0: OUT.status while the run lives */
+    int code;                      /* set by mpmap_app_usage / _failure */
+    char message[APP_MESSAGE_MAX]; /* "" when already printed */
+    kit_fields fields;             /* rank 0 */
+    kit_status status;             /* rank 0: OUT.status while the run lives */
     /* --on-error's default, a distinct object: after parsing, the flag's
      * value points here only when it was not given. */
     char on_error_unset[8];
@@ -231,10 +231,12 @@ static int run(mpmap_app *k)
     if (code != 0)
         return code;
 
+    /* clang-format off */
     mpmap_job job = { .ntasks = p->ntasks, .record_size = p->record_size, .map = kit_map,
                       .context = k, .trace = kit_trace, .progress = kit_progress,
                       .reduce_op = p->reduce_op, .reduce_type = p->reduce_type,
                       .reduce_fn = p->reduce_fn, .reduction = p->reduction };
+    /* clang-format on */
     if (p->nfields > 0 || p->status)
         job.sink = kit_sink;
     if (d->task_failed)
@@ -314,7 +316,10 @@ MPI_Comm mpmap_app_comm(const mpmap_app *k) { return k->a.comm; }
 const mpmap_cli_common *mpmap_app_common(const mpmap_app *k) { return &k->a.common; }
 mpmap_config *mpmap_app_config(mpmap_app *k) { return &k->a.config; }
 mpmap_h5 *mpmap_app_h5(mpmap_app *k) { return k->a.h5; }
-bool mpmap_app_on_error_given(const mpmap_app *k) { return k->a.common.on_error != k->on_error_unset; }
+bool mpmap_app_on_error_given(const mpmap_app *k)
+{
+    return k->a.common.on_error != k->on_error_unset;
+}
 
 const void *mpmap_app_field_data(const mpmap_app *k, const char *name)
 {
@@ -373,14 +378,13 @@ void mpmap_app_shared_free(mpmap_app_shared *s)
     free(s);
 }
 
-int mpmap_app_load_matrix(mpmap_app *k, const char *flag, const char *spec,
-                          mpmap_app_shared **out, int64_t *rows, int64_t *cols)
+int mpmap_app_load_matrix(mpmap_app *k, const char *flag, const char *spec, mpmap_app_shared **out,
+                          int64_t *rows, int64_t *cols)
 {
     *out = calloc(1, sizeof **out);
     int ok = *out != NULL, all = 0;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, k->a.comm);
-    int code = all ? app_load_matrix(&k->a, flag, spec, &(*out)->s, rows, cols)
-                   : MPMAP_APP_FAILED;
+    int code = all ? app_load_matrix(&k->a, flag, spec, &(*out)->s, rows, cols) : MPMAP_APP_FAILED;
     if (code != 0) {
         free(*out);
         *out = NULL;
@@ -391,9 +395,9 @@ int mpmap_app_load_matrix(mpmap_app *k, const char *flag, const char *spec,
     return code;
 }
 
-int mpmap_app_input_matrix(mpmap_app *k, const char *flag, const char *spec,
-                           mpmap_app_fill_fn fill, uint64_t seed, int64_t rows, int64_t cols,
-                           mpmap_app_shared **out, int64_t *out_rows, int64_t *out_cols)
+int mpmap_app_input_matrix(mpmap_app *k, const char *flag, const char *spec, mpmap_app_fill_fn fill,
+                           uint64_t seed, int64_t rows, int64_t cols, mpmap_app_shared **out,
+                           int64_t *out_rows, int64_t *out_cols)
 {
     if (spec)
         return mpmap_app_load_matrix(k, flag, spec, out, out_rows, out_cols);
@@ -408,5 +412,8 @@ int mpmap_app_input_matrix(mpmap_app *k, const char *flag, const char *spec,
     return 0;
 }
 
-bool mpmap_app_fits_in_memory(int64_t count, size_t size) { return app_fits_in_memory(count, size); }
+bool mpmap_app_fits_in_memory(int64_t count, size_t size)
+{
+    return app_fits_in_memory(count, size);
+}
 uint64_t mpmap_app_hash(const void *data, size_t n) { return app_hash_bytes(data, n); }

@@ -117,8 +117,8 @@ const char *app_schedule_note(const app *a);
 void app_print_run_summary(const app *a, const mpmap_report *report);
 
 /* Rank 0: writes provenance attributes (command line, ranks, schedule...). */
-int app_write_provenance(app *a, const mpmap_report *report, int nextra,
-                         const char *const *keys, const char *const *values);
+int app_write_provenance(app *a, const mpmap_report *report, int nextra, const char *const *keys,
+                         const char *const *values);
 
 /*
  * Finishes the run on every rank: on success (rank 0) commits the output and
@@ -157,7 +157,7 @@ typedef struct app_shared {
     double *data;
     int64_t count;
     MPI_Win window;
-    MPI_Comm node;   /* the ranks sharing this copy */
+    MPI_Comm node;    /* the ranks sharing this copy */
     MPI_Comm leaders; /* one rank per node; MPI_COMM_NULL elsewhere */
     bool node_leader;
 } app_shared;

@@ -32,6 +32,7 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
     snprintf(common->chunk_default, sizeof common->chunk_default, "%" PRId64, common->chunk);
     snprintf(common->interval_default, sizeof common->interval_default, "%g",
              common->progress_interval);
+    /* clang-format off */
     const mpmap_option table[MPMAP_CLI_COMMON_COUNT] = {
         { .name = "--schedule", .kind = MPMAP_OPT_CHOICE_NAME, .target = &common->schedule_name,
           .help = "how tasks are handed out",
@@ -66,12 +67,13 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
                   "SWMR; its /tasks_delivered counts the leading tasks done)",
           .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
+    /* clang-format on */
     memcpy(out, table, sizeof table);
     return MPMAP_CLI_COMMON_COUNT;
 }
 
-int mpmap_cli_common_apply(const char *prog, const mpmap_cli_common *common,
-                           mpmap_config *config, char *err, size_t errlen)
+int mpmap_cli_common_apply(const char *prog, const mpmap_cli_common *common, mpmap_config *config,
+                           char *err, size_t errlen)
 {
     char shown[KIT_CLI_SHOW_MAX + 4];
     if (!prog)

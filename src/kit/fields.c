@@ -29,15 +29,16 @@ static size_t type_size(mpmap_datatype t) { return t == MPMAP_INT32 ? 4 : 8; }
 
 static hid_t type_h5(mpmap_datatype t)
 {
-    return t == MPMAP_DOUBLE ? H5T_NATIVE_DOUBLE : t == MPMAP_INT64 ? H5T_NATIVE_INT64
-                                                                    : H5T_NATIVE_INT32;
+    return t == MPMAP_DOUBLE  ? H5T_NATIVE_DOUBLE
+           : t == MPMAP_INT64 ? H5T_NATIVE_INT64
+                              : H5T_NATIVE_INT32;
 }
 
 int kit_fields_layout(mpmap_app_problem *p, char *msg, size_t msglen)
 {
     size_t offset = 0;
-    if (p->nfields < 0 || p->nfields > MPMAP_APP_MAX_FIELDS ||
-        p->ncoords < 0 || p->ncoords > MPMAP_APP_MAX_COORDS) {
+    if (p->nfields < 0 || p->nfields > MPMAP_APP_MAX_FIELDS || p->ncoords < 0 ||
+        p->ncoords > MPMAP_APP_MAX_COORDS) {
         snprintf(msg, msglen, "too many fields or coordinates");
         return MPMAP_EINVAL;
     }
@@ -97,8 +98,8 @@ static int alloc_kept(kit_fields *w, const mpmap_app_problem *p, char *msg, size
         size_t row = (size_t)field_count(f) * type_size(f->type);
         if (!mpmap_app_fits_in_memory(p->ntasks, row) ||
             !(w->kept[i] = malloc((size_t)p->ntasks * row + 1))) {
-            snprintf(msg, msglen, "%lld results of '%s' do not fit in memory",
-                     (long long)p->ntasks, f->name);
+            snprintf(msg, msglen, "%lld results of '%s' do not fit in memory", (long long)p->ntasks,
+                     f->name);
             return MPMAP_APP_USAGE;
         }
     }
@@ -207,7 +208,8 @@ int kit_fields_open(kit_fields *w, mpmap_h5 *h5, const mpmap_app_problem *p, cha
             return MPMAP_APP_FAILED;
         }
         if (create_dataset(w, "status", MPMAP_INT32, 0, NULL, NULL, &w->status_ds) != 0 ||
-            mpmap_h5_attr_string(h5, "/status", "long_name", "outcome of each task (0 = ok)") != 0 ||
+            mpmap_h5_attr_string(h5, "/status", "long_name", "outcome of each task (0 = ok)") !=
+                0 ||
             (p->status_codes && mpmap_h5_attr_string(h5, "/status", "codes", p->status_codes) != 0))
             return MPMAP_APP_FAILED;
     }
@@ -323,8 +325,8 @@ int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32
             w->block_status[w->block_count] = code;
         w->failed += code != 0;
         w->block_count++;
-        int64_t rows = w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first
-                                                                 : w->block_rows;
+        int64_t rows =
+            w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first : w->block_rows;
         if (w->block_count == rows * w->row_tasks && kit_fields_flush(w) != 0)
             return -1;
     }

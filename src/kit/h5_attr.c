@@ -50,8 +50,8 @@ static int string_attr_on(mpmap_h5 *f, hid_t obj, const char *path, const char *
     hid_t space = H5Screate(H5S_SCALAR);
     int rc;
     if (type < 0 || space < 0)
-        rc = h5__fail(f, MPMAP_EHDF5, "cannot write attribute '%s' of '%s'", name ? name : "",
-                      path);
+        rc =
+            h5__fail(f, MPMAP_EHDF5, "cannot write attribute '%s' of '%s'", name ? name : "", path);
     else
         rc = attr_on(f, obj, path, name, type, space, &value);
     h5__close_id(&space, H5Sclose);
@@ -71,8 +71,8 @@ int h5__set_cf_attrs(mpmap_h5 *f, hid_t obj, const char *path, const char *units
 }
 
 /* Opens obj_path (NULL or "/" = root) and writes one attribute on it. */
-int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_kind kind,
-                size_t n, const void *value)
+int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_kind kind, size_t n,
+                const void *value)
 {
     const char *path = obj_path && *obj_path ? obj_path : "/";
     int rc = 0;
@@ -88,8 +88,7 @@ int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_ki
             rc = h5__fail(f, MPMAP_EHDF5, "cannot write attribute '%s' of '%s'", name, path);
         else
             rc = attr_on(f, obj, path, name,
-                         kind == ATTR_DOUBLE ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, space,
-                         value);
+                         kind == ATTR_DOUBLE ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, space, value);
         break;
     case ATTR_DOUBLES:
     case ATTR_INT64S: {

@@ -50,9 +50,8 @@ static int write_index(mpmap_h5 *f, hid_t ds, const char *path, int64_t first, i
  * unlimited maximum size (for the trace). On success *keep (if not NULL)
  * receives the open dataset, else it is closed.
  */
-int h5__make_coordinate(mpmap_h5 *f, const char *abs, h5__kind kind, int64_t n,
-                        const void *values, int extendible, const char *units,
-                        const char *long_name, hid_t *keep)
+int h5__make_coordinate(mpmap_h5 *f, const char *abs, h5__kind kind, int64_t n, const void *values,
+                        int extendible, const char *units, const char *long_name, hid_t *keep)
 {
     int rc = 0;
     hsize_t dim = (hsize_t)n;
@@ -100,8 +99,8 @@ int mpmap_h5_write_coordinate(mpmap_h5 *f, const char *path, hid_t type, int64_t
     if (!abs)
         rc = h5__fail(f, MPMAP_EINVAL, "invalid coordinate name '%s'", path ? path : "(null)");
     else if (h5__type_kind(type, &kind) != 0)
-        rc = h5__fail(f, MPMAP_EINVAL, "coordinate '%s': type must be float64, int64 or int32",
-                      abs);
+        rc =
+            h5__fail(f, MPMAP_EINVAL, "coordinate '%s': type must be float64, int64 or int32", abs);
     else if (n < 0 || (n > 0 && !values))
         rc = h5__fail(f, MPMAP_EINVAL, "coordinate '%s': invalid length or values", abs);
     else if (h5__object_exists(f->file, abs))
@@ -161,8 +160,8 @@ int mpmap_h5_write_string_coordinate(mpmap_h5 *f, const char *path, int64_t n,
 
 /* Opens the existing scale `abs` for an axis of length `len`, or creates an
  * index coordinate there. */
-int h5__open_or_make_scale(mpmap_h5 *f, const char *abs, const char *dataset, int axis,
-                           hsize_t len, hid_t *scale)
+int h5__open_or_make_scale(mpmap_h5 *f, const char *abs, const char *dataset, int axis, hsize_t len,
+                           hid_t *scale)
 {
     *scale = H5I_INVALID_HID;
     if (!h5__object_exists(f->file, abs)) {

@@ -49,10 +49,7 @@ hid_t h5__kind_file_type(h5__kind kind)
     }
 }
 
-size_t h5__kind_size(h5__kind kind)
-{
-    return kind == H5__I32 ? 4 : 8;
-}
+size_t h5__kind_size(h5__kind kind) { return kind == H5__I32 ? 4 : 8; }
 
 void h5__dataset_free(mpmap_h5_dataset *d)
 {
@@ -125,7 +122,7 @@ int mpmap_h5_dataset_create(mpmap_h5 *f, const char *path, hid_t type, int rank,
     int rc = 0;
     h5__kind kind = H5__F64;
     char *abs = h5__absolute_path(path);
-    char *dim_abs[MPMAP_H5_MAX_RANK] = {0};
+    char *dim_abs[MPMAP_H5_MAX_RANK] = { 0 };
     hid_t scales[MPMAP_H5_MAX_RANK];
     hsize_t hdims[MPMAP_H5_MAX_RANK];
     for (int k = 0; k < MPMAP_H5_MAX_RANK; k++)
@@ -248,7 +245,7 @@ int mpmap_h5_dataset_write_rows(mpmap_h5_dataset *d, int64_t first_row, int64_t 
     h5__quiet q;
     h5__quiet_begin(&q);
     int rc = 0;
-    hsize_t start[MPMAP_H5_MAX_RANK] = {0}, count[MPMAP_H5_MAX_RANK];
+    hsize_t start[MPMAP_H5_MAX_RANK] = { 0 }, count[MPMAP_H5_MAX_RANK];
     memcpy(count, d->dims, sizeof count);
     start[0] = (hsize_t)first_row;
     count[0] = (hsize_t)nrows;

@@ -67,7 +67,7 @@ int h5__errno(void)
  * other HDF5 call clears the stack. */
 static void h5_detail(char *buf, size_t len)
 {
-    detail_walk w = {buf, len};
+    detail_walk w = { buf, len };
     buf[0] = '\0';
     int sys = h5__errno();
     if (sys > 0)

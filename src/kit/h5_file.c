@@ -113,25 +113,13 @@ int mpmap_h5_create(const char *final_path, int force, mpmap_h5 **out, char *err
     return 0;
 }
 
-const char *mpmap_h5_error(const mpmap_h5 *f)
-{
-    return f ? f->error : "";
-}
+const char *mpmap_h5_error(const mpmap_h5 *f) { return f ? f->error : ""; }
 
-int mpmap_h5_sys_errno(const mpmap_h5 *f)
-{
-    return f ? f->sys_errno : 0;
-}
+int mpmap_h5_sys_errno(const mpmap_h5 *f) { return f ? f->sys_errno : 0; }
 
-const char *mpmap_h5_partial_path(const mpmap_h5 *f)
-{
-    return f ? f->partial_path : NULL;
-}
+const char *mpmap_h5_partial_path(const mpmap_h5 *f) { return f ? f->partial_path : NULL; }
 
-const char *mpmap_h5_final_path(const mpmap_h5 *f)
-{
-    return f ? f->final_path : NULL;
-}
+const char *mpmap_h5_final_path(const mpmap_h5 *f) { return f ? f->final_path : NULL; }
 
 /* Closes every id the handle owns, datasets first, then the trace columns in
  * reverse order of creation, then the file. Returns the first close failure. */
@@ -159,9 +147,8 @@ int h5__close_all(mpmap_h5 *f)
                 rc = h5__fail(f, MPMAP_EHDF5, "internal error: %zd HDF5 objects left open",
                               open - 1);
             hid_t *ids = malloc((size_t)open * sizeof *ids);
-            ssize_t got = ids ? H5Fget_obj_ids(f->file, H5F_OBJ_ALL & ~H5F_OBJ_FILE, (size_t)open,
-                                               ids)
-                              : 0;
+            ssize_t got =
+                ids ? H5Fget_obj_ids(f->file, H5F_OBJ_ALL & ~H5F_OBJ_FILE, (size_t)open, ids) : 0;
             for (ssize_t i = 0; i < got; i++)
                 (void)H5Idec_ref(ids[i]);
             free(ids);
@@ -228,8 +215,7 @@ static hsize_t unallocated_bytes(hid_t ds)
     if (rank >= 0 && rank <= MPMAP_H5_MAX_RANK && dcpl >= 0 && type >= 0) {
         hsize_t dims[MPMAP_H5_MAX_RANK], chunk[MPMAP_H5_MAX_RANK];
         H5Sget_simple_extent_dims(space, dims, NULL);
-        int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED &&
-                      H5Pget_chunk(dcpl, rank, chunk) == rank;
+        int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, rank, chunk) == rank;
         total = H5Tget_size(type);
         for (int k = 0; k < rank; k++)
             total *= chunked ? (dims[k] + chunk[k] - 1) / chunk[k] * chunk[k] : dims[k];

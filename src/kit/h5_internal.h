@@ -55,9 +55,9 @@ typedef struct h5__trace {
  * (scalar int64) says how many leading tasks are in the file for good.
  */
 typedef struct h5__live {
-    int on;          /* the file is in the SWMR-capable format */
-    int swmr;        /* SWMR writing has started and not ended */
-    hid_t delivered; /* /tasks_delivered, open while swmr */
+    int on;            /* the file is in the SWMR-capable format */
+    int swmr;          /* SWMR writing has started and not ended */
+    hid_t delivered;   /* /tasks_delivered, open while swmr */
     double last;       /* monotonic time of the last publication */
     int64_t published; /* the count it published */
 } h5__live;
@@ -65,7 +65,7 @@ typedef struct h5__live {
 struct mpmap_h5 {
     hid_t file;
     int force;
-    int status; /* first failure, sticky: commit refuses when non-zero */
+    int status;    /* first failure, sticky: commit refuses when non-zero */
     int sys_errno; /* the system error behind that failure (ENOSPC...), or 0 */
     char error[MPMAP_H5_ERROR_MAX];
     char *final_path;
@@ -104,7 +104,7 @@ int h5__errno(void);
 /* Formats a one-line message into err (may be NULL) and returns code; with
  * MPMAP_EHDF5, ": <HDF5's reason>" is appended. */
 __attribute__((format(printf, 4, 5))) int h5__fail_buf(char *err, size_t errlen, int code,
-                                                        const char *fmt, ...);
+                                                       const char *fmt, ...);
 /* Same, but records the message as f's first (sticky) failure. */
 __attribute__((format(printf, 3, 4))) int h5__fail(mpmap_h5 *f, int code, const char *fmt, ...);
 /* Closes *id with closer when it is valid and invalidates it. */
@@ -139,11 +139,10 @@ void h5__dataset_free(mpmap_h5_dataset *d);
 
 /* ---- h5_coord.c: coordinates and dimension scales ---------------------- */
 
-int h5__make_coordinate(mpmap_h5 *f, const char *abs, h5__kind kind, int64_t n,
-                        const void *values, int extendible, const char *units,
-                        const char *long_name, hid_t *keep);
-int h5__open_or_make_scale(mpmap_h5 *f, const char *abs, const char *dataset, int axis,
-                           hsize_t len, hid_t *scale);
+int h5__make_coordinate(mpmap_h5 *f, const char *abs, h5__kind kind, int64_t n, const void *values,
+                        int extendible, const char *units, const char *long_name, hid_t *keep);
+int h5__open_or_make_scale(mpmap_h5 *f, const char *abs, const char *dataset, int axis, hsize_t len,
+                           hid_t *scale);
 
 /* ---- h5_attr.c: attributes --------------------------------------------- */
 
@@ -161,8 +160,8 @@ hid_t h5__string_type(void);
 int h5__set_cf_attrs(mpmap_h5 *f, hid_t obj, const char *path, const char *units,
                      const char *long_name);
 /* One attribute on the object at obj_path (NULL or "/" = root). */
-int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_kind kind,
-                size_t n, const void *value);
+int h5__attr_at(mpmap_h5 *f, const char *obj_path, const char *name, h5__attr_kind kind, size_t n,
+                const void *value);
 
 /* ---- h5_file.c: the file's life ---------------------------------------- */
 

@@ -54,10 +54,7 @@ void h5__live_init(h5__live *l)
     l->published = -1;
 }
 
-void h5__live_close(mpmap_h5 *f)
-{
-    h5__close_id(&f->live.delivered, H5Dclose);
-}
+void h5__live_close(mpmap_h5 *f) { h5__close_id(&f->live.delivered, H5Dclose); }
 
 /* File access list of a live file: the 1.10 format (not "latest": a later
  * library would write a format 1.10 readers cannot open), and optionally no
@@ -207,8 +204,8 @@ static int create_delivered(mpmap_h5 *f)
     hid_t space = H5Screate(H5S_SCALAR), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (space < 0 || dcpl < 0 || H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 ||
         H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
-        (f->live.delivered = H5Dcreate2(f->file, LIVE_DELIVERED, H5T_STD_I64LE, space,
-                                        H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
+        (f->live.delivered = H5Dcreate2(f->file, LIVE_DELIVERED, H5T_STD_I64LE, space, H5P_DEFAULT,
+                                        dcpl, H5P_DEFAULT)) < 0 ||
         H5Dwrite(f->live.delivered, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &zero) < 0)
         rc = h5__fail(f, MPMAP_EHDF5, "cannot create '%s'", LIVE_DELIVERED);
     h5__close_id(&dcpl, H5Pclose);
@@ -232,8 +229,8 @@ int h5__live_start(mpmap_h5 *f)
     if (rc == 0 && !f->trace.created)
         rc = h5__trace_create(f);
     if (rc == 0 && H5Fstart_swmr_write(f->file) < 0)
-        rc = h5__fail(f, MPMAP_EHDF5, "cannot start writing '%s' for live readers",
-                      f->partial_path);
+        rc =
+            h5__fail(f, MPMAP_EHDF5, "cannot start writing '%s' for live readers", f->partial_path);
     if (rc == 0) {
         f->live.swmr = 1;
         f->live.published = 0;

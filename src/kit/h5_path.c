@@ -39,15 +39,9 @@ char *h5__absolute_path(const char *path)
 
 /* Length of the group part of an absolute path: "/a/b" -> 2 ("/a"),
  * "/b" -> 0 (the root). */
-static size_t group_len(const char *abs)
-{
-    return (size_t)(strrchr(abs, '/') - abs);
-}
+static size_t group_len(const char *abs) { return (size_t)(strrchr(abs, '/') - abs); }
 
-const char *h5__last_component(const char *abs)
-{
-    return strrchr(abs, '/') + 1;
-}
+const char *h5__last_component(const char *abs) { return strrchr(abs, '/') + 1; }
 
 /* "chunk" used by "/trace/begin" -> "/trace/chunk"; "/x" stays "/x". */
 char *h5__resolve_dim(const char *dataset_abs, const char *dim)
@@ -77,10 +71,7 @@ int h5__same_group(const char *dim_abs, const char *dataset_abs)
     return dlen == group_len(dataset_abs) && strncmp(dim_abs, dataset_abs, dlen) == 0;
 }
 
-int h5__object_exists(hid_t file, const char *abs)
-{
-    return H5LTpath_valid(file, abs, 1) > 0;
-}
+int h5__object_exists(hid_t file, const char *abs) { return H5LTpath_valid(file, abs, 1) > 0; }
 
 /* Link creation list that creates missing intermediate groups. */
 hid_t h5__make_lcpl(void)

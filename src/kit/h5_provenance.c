@@ -18,8 +18,7 @@ static int shell_safe(const char *arg)
     if (!*arg)
         return 0;
     for (const char *c = arg; *c; c++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
-                    *c))
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-", *c))
             return 0;
     return 1;
 }
@@ -27,11 +26,11 @@ static int shell_safe(const char *arg)
 size_t mpmap_h5_join_command_line(int argc, char *const *argv, char *buf, size_t buflen)
 {
     size_t n = 0;
-#define H5__PUT(ch)                                                                              \
-    do {                                                                                         \
-        if (n + 1 < buflen)                                                                      \
-            buf[n] = (ch);                                                                       \
-        n++;                                                                                     \
+#define H5__PUT(ch)                                                                                \
+    do {                                                                                           \
+        if (n + 1 < buflen)                                                                        \
+            buf[n] = (ch);                                                                         \
+        n++;                                                                                       \
     } while (0)
     for (int i = 0; argv && i < argc; i++) {
         const char *arg = argv[i] ? argv[i] : "";

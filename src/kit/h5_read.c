@@ -53,8 +53,8 @@ static const char *class_name(H5T_class_t cls)
 }
 
 /* Everything after the file is open; ids are closed in reverse order. */
-static int read_dataset(hid_t fid, const char *file, const char *dset, double **data,
-                        int64_t *rows, int64_t *cols, char *err, size_t errlen)
+static int read_dataset(hid_t fid, const char *file, const char *dset, double **data, int64_t *rows,
+                        int64_t *cols, char *err, size_t errlen)
 {
     int rc = 0;
     hid_t obj = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
@@ -73,7 +73,7 @@ static int read_dataset(hid_t fid, const char *file, const char *dset, double **
 
     H5T_class_t cls = H5T_NO_CLASS;
     int ndims = -1;
-    hsize_t dims[2] = {0, 0};
+    hsize_t dims[2] = { 0, 0 };
     if ((type = H5Dget_type(obj)) < 0 || (cls = H5Tget_class(type)) < 0 ||
         (space = H5Dget_space(obj)) < 0 || (ndims = H5Sget_simple_extent_ndims(space)) < 0)
         rc = h5__fail_buf(err, errlen, MPMAP_EHDF5, "cannot inspect '%s' in '%s'", dset, file);
@@ -126,8 +126,8 @@ static int read_dataset(hid_t fid, const char *file, const char *dset, double **
     return 0;
 }
 
-int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t *cols,
-                         char *err, size_t errlen)
+int mpmap_h5_read_matrix(const char *spec, double **data, int64_t *rows, int64_t *cols, char *err,
+                         size_t errlen)
 {
     if (!data || !rows || !cols)
         return h5__fail_buf(err, errlen, MPMAP_EINVAL, "mpmap_h5_read_matrix: NULL output");

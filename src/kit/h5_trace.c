@@ -54,9 +54,9 @@ int h5__trace_create(mpmap_h5 *f)
                                  long_names[TRACE_CHUNK], &t->ds[TRACE_CHUNK]);
     hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = H5__TRACE_CHUNK;
     for (int i = TRACE_BEGIN; rc == 0 && i < TRACE_NDS; i++) {
-        h5__kind kind = i == TRACE_RANK ? H5__I32
+        h5__kind kind = i == TRACE_RANK                           ? H5__I32
                         : (i == TRACE_START || i == TRACE_FINISH) ? H5__F64
-                                                                   : H5__I64;
+                                                                  : H5__I64;
         hid_t dcpl = H5I_INVALID_HID, dapl = H5I_INVALID_HID;
         hid_t space = H5Screate_simple(1, &zero, &unlimited);
         if (space < 0 || h5__make_plists(1, &zero, &chunk, h5__kind_size(kind), &dcpl, &dapl) < 0 ||
@@ -95,22 +95,22 @@ int h5__trace_flush(mpmap_h5 *f)
     h5__trace *t = &f->trace;
     if (t->buffered == 0)
         return 0;
-    const void *columns[TRACE_NDS] = {t->index, t->begin, t->end, t->rank, t->start, t->finish};
+    const void *columns[TRACE_NDS] = { t->index, t->begin, t->end, t->rank, t->start, t->finish };
     hsize_t first = (hsize_t)t->on_disk, count = (hsize_t)t->buffered;
     hsize_t size = first + count;
     for (int i = 0; i < t->buffered; i++)
         t->index[i] = t->on_disk + i;
     int rc = 0;
     for (int i = 0; rc == 0 && i < TRACE_NDS; i++) {
-        h5__kind kind = i == TRACE_RANK ? H5__I32
+        h5__kind kind = i == TRACE_RANK                           ? H5__I32
                         : (i == TRACE_START || i == TRACE_FINISH) ? H5__F64
-                                                                   : H5__I64;
+                                                                  : H5__I64;
         hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
         if (H5Dset_extent(t->ds[i], &size) < 0 || (fspace = H5Dget_space(t->ds[i])) < 0 ||
             (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &first, NULL, &count, NULL) < 0 ||
-            H5Dwrite(t->ds[i], h5__kind_mem_type(kind), mspace, fspace, H5P_DEFAULT,
-                     columns[i]) < 0)
+            H5Dwrite(t->ds[i], h5__kind_mem_type(kind), mspace, fspace, H5P_DEFAULT, columns[i]) <
+                0)
             rc = h5__fail(f, MPMAP_EHDF5, "cannot append to '%s'", trace_paths[i]);
         h5__close_id(&mspace, H5Sclose);
         h5__close_id(&fspace, H5Sclose);

@@ -9,8 +9,8 @@ typedef struct kit_fields {
     mpmap_h5 *h5;
     const mpmap_app_problem *problem;
     mpmap_h5_dataset *ds[MPMAP_APP_MAX_FIELDS];
-    char *block[MPMAP_APP_MAX_FIELDS]; /* block_rows rows of each field */
-    char *kept[MPMAP_APP_MAX_FIELDS];  /* ntasks rows of the fields with keep */
+    char *block[MPMAP_APP_MAX_FIELDS];      /* block_rows rows of each field */
+    char *kept[MPMAP_APP_MAX_FIELDS];       /* ntasks rows of the fields with keep */
     size_t row_bytes[MPMAP_APP_MAX_FIELDS]; /* bytes of one task's value */
     mpmap_h5_dataset *status_ds;            /* with problem->status */
     int32_t *block_status;

@@ -11,7 +11,7 @@ typedef struct kit_leg {
     double start_time; /* Unix time */
     double wall_time;  /* seconds */
     int ranks;
-    int64_t tasks;     /* computed in this leg (not restored) */
+    int64_t tasks; /* computed in this leg (not restored) */
 } kit_leg;
 
 /* A leg that ends without a result: kept in OUT.legs for the next one. */

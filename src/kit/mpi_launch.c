@@ -39,8 +39,9 @@ int mpi_launch_one_node_defaults(mpi_launch_lookup_fn lookup, void *context)
     if (step_nodes != NULL && lookup("SLURM_PROCID", context) != NULL)
         return parse_count(step_nodes) == 1;
     /* Not started by mpirun or srun: a singleton, unless another launcher did it. */
-    static const char *const launchers[] = { "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID",
-                                             "PALS_RANKID", "ALPS_APP_PE", NULL };
+    static const char *const launchers[] = {
+        "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "PALS_RANKID", "ALPS_APP_PE", NULL
+    };
     for (int i = 0; launchers[i] != NULL; i++)
         if (lookup(launchers[i], context) != NULL)
             return 0;

@@ -45,7 +45,8 @@ size_t progress_format_line(char *buf, size_t len, const char *name,
     char eta[32], elapsed[32];
     progress_format_duration(info->eta, eta, sizeof eta);
     progress_format_duration(info->elapsed, elapsed, sizeof elapsed);
-    int n = snprintf(buf, len, "%s: progress %lld/%lld tasks (%.1f%%), %.3g tasks/s, elapsed %s, ETA %s",
+    int n = snprintf(buf, len,
+                     "%s: progress %lld/%lld tasks (%.1f%%), %.3g tasks/s, elapsed %s, ETA %s",
                      name, (long long)info->done, (long long)info->total, 100 * fraction(info),
                      info->rate, elapsed, eta);
     return clamp_length(n, len);
@@ -138,8 +139,7 @@ int progress_terminal_width(void)
     return cols > 0 ? cols : PROGRESS_DEFAULT_WIDTH;
 }
 
-void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info,
-                   bool bar)
+void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info, bool bar)
 {
     char line[1024];
     if (bar) {

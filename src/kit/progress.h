@@ -56,8 +56,7 @@ int progress_terminal_width(void);
 
 /* Writes one update to out: the bar redrawn in place (bar = true; the line
  * is ended when done reaches total) or a plain line. */
-void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info,
-                   bool bar);
+void progress_show(progress_stream *p, const char *name, const mpmap_progress_info *info, bool bar);
 
 /* Ends a bar's line left open on out (a newline), so that the next message
  * starts on a line of its own; does nothing otherwise. */

@@ -13,9 +13,9 @@
 
 void mpmap_rng_block(uint64_t seed, uint64_t stream, uint64_t block, uint32_t out[4])
 {
-    philox4x32_ctr_t ctr = {{(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
-                             (uint32_t)(stream >> 32)}};
-    philox4x32_key_t key = {{(uint32_t)seed, (uint32_t)(seed >> 32)}};
+    philox4x32_ctr_t ctr = { { (uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
+                               (uint32_t)(stream >> 32) } };
+    philox4x32_key_t key = { { (uint32_t)seed, (uint32_t)(seed >> 32) } };
     philox4x32_ctr_t r = philox4x32(ctr, key);
     for (int i = 0; i < 4; i++)
         out[i] = r.v[i];

@@ -6,16 +6,16 @@
  */
 #include "schedule.h"
 
-#define MPMAP__SCHEDULES(ROW)                                                                    \
-    ROW(MPMAP_SCHEDULE_GUIDED, mpmap__schedule_guided)                                           \
-    ROW(MPMAP_SCHEDULE_STATIC, mpmap__schedule_static)                                           \
-    ROW(MPMAP_SCHEDULE_DYNAMIC, mpmap__schedule_dynamic)                                         \
-    ROW(MPMAP_SCHEDULE_FACTORING, mpmap__schedule_factoring)                                     \
-    ROW(MPMAP_SCHEDULE_AWF_B, mpmap__schedule_awf_b)                                             \
-    ROW(MPMAP_SCHEDULE_AWF_C, mpmap__schedule_awf_c)                                             \
-    ROW(MPMAP_SCHEDULE_AWF_D, mpmap__schedule_awf_d)                                             \
-    ROW(MPMAP_SCHEDULE_AWF_E, mpmap__schedule_awf_e)                                             \
-    ROW(MPMAP_SCHEDULE_AF, mpmap__schedule_af)                                                   \
+#define MPMAP__SCHEDULES(ROW)                                                                      \
+    ROW(MPMAP_SCHEDULE_GUIDED, mpmap__schedule_guided)                                             \
+    ROW(MPMAP_SCHEDULE_STATIC, mpmap__schedule_static)                                             \
+    ROW(MPMAP_SCHEDULE_DYNAMIC, mpmap__schedule_dynamic)                                           \
+    ROW(MPMAP_SCHEDULE_FACTORING, mpmap__schedule_factoring)                                       \
+    ROW(MPMAP_SCHEDULE_AWF_B, mpmap__schedule_awf_b)                                               \
+    ROW(MPMAP_SCHEDULE_AWF_C, mpmap__schedule_awf_c)                                               \
+    ROW(MPMAP_SCHEDULE_AWF_D, mpmap__schedule_awf_d)                                               \
+    ROW(MPMAP_SCHEDULE_AWF_E, mpmap__schedule_awf_e)                                               \
+    ROW(MPMAP_SCHEDULE_AF, mpmap__schedule_af)                                                     \
     ROW(MPMAP_SCHEDULE_AUTO, mpmap__schedule_auto)
 
 #define DECLARE(value, table) extern const mpmap__schedule_ops table;

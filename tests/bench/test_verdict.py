@@ -224,3 +224,40 @@ class Agreement(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReadmeTable(unittest.TestCase):
+    """bench/readme_table.py puts one run's rows, verdicts and noise into the README."""
+
+    def run_tool(self, results, readme_text):
+        with tempfile.TemporaryDirectory() as d:
+            res, readme = os.path.join(d, "results.json"), os.path.join(d, "README.md")
+            with open(res, "w") as f:
+                json.dump(results, f)
+            with open(readme, "w") as f:
+                f.write(readme_text)
+            p = subprocess.run([sys.executable, os.path.join(BENCH, "readme_table.py"), res,
+                                "--update", readme], capture_output=True, text=True)
+            with open(readme) as f:
+                return p, f.read()
+
+    def results(self):
+        row = dict(speedup_row(1.93), **QUIET, spread=0.019)
+        meta = {"date": "2026-01-02 03:04:05 UTC", "quick": True, "load_start": [0.4, 0, 0]}
+        return {"meta": meta, "rows": [row], "raw": {}}
+
+    def test_replaces_only_the_marked_block(self):
+        text = "# T\n\nbefore\n<!-- bench-table -->\nold table\n<!-- /bench-table -->\nafter\n"
+        p, out = self.run_tool(self.results(), text)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(out.startswith("# T\n\nbefore\n<!-- bench-table -->\nRun of 2026-01-02"))
+        self.assertNotIn("old table", out)
+        self.assertIn("| 7a. speed-up -n 2 / -n 1 | 1 s | 2 s | 1.93x | >= 1.85x | PASS | "
+                      "spread 1.9%, others 0.1 |", out)
+        self.assertTrue(out.endswith("<!-- /bench-table -->\nafter\n"))
+
+    def test_a_readme_without_markers_is_an_error(self):
+        p, out = self.run_tool(self.results(), "# T\nno table here\n")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no <!-- bench-table --> ... <!-- /bench-table --> block", p.stderr)
+        self.assertEqual(out, "# T\nno table here\n")
