@@ -141,7 +141,11 @@ int mpmap__ckpt_close(mpmap_ckpt *c);
 int mpmap__ckpt_remove(mpmap_ckpt *c);
 
 /* CRC32C (Castagnoli), chainable: mpmap__crc32c(mpmap__crc32c(0, a, n), b, m)
- * is the CRC of a followed by b. Uses SSE4.2 when compiled for it. */
+ * is the CRC of a followed by b. Uses the SSE4.2 instruction when the CPU
+ * running it has one (mpmap__crc32c_hardware() says 1), else
+ * mpmap__crc32c_table, the portable byte-table path; both give the same CRC. */
 uint32_t mpmap__crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t mpmap__crc32c_table(uint32_t crc, const void *data, size_t len);
+int mpmap__crc32c_hardware(void);
 
 #endif

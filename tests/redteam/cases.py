@@ -5,7 +5,7 @@ Every case is a dict. Common fields:
 
   name          unique, "app/what"
   app           kde_sweep | mc_pi | knn_query | param_sweep
-  kind          what the runner does (default "run"; see run_redteam.py):
+  kind          what the runner does (default "run"; see kinds.py):
                 run, signal, damaged, concurrent, full_disk, mismatch,
                 force_interrupted, resume_complete
   np            ranks (default 1)
