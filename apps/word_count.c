@@ -24,16 +24,26 @@
  *
  * The file is therefore the same, byte for byte in its datasets, for any
  * rank count, schedule, chunk and --task-bytes.
+ *
+ * The count is checkpointed apart from the output's run: interrupted, it
+ * saves its partial counts in OUT.kckpt (a manifest) and OUT.kckpt.legL.rankR
+ * (mpmap_keyed.h), which the kit's output checks treat as they treat
+ * OUT.ckpt (--resume continues, --force starts over, a run with neither is
+ * refused). A resumed
+ * count, on any rank count, counts only the tasks not done and gives the
+ * same bytes. The count's checkpoint goes once the output is complete.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mpmap_app.h"
 #include "mpmap_keyed.h"
 #include "word_split.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Most flags of the app's own (wc_flags). */
 #define WC_MAX_FLAGS 6
@@ -57,6 +67,12 @@ typedef struct wc_run {
     double count_time;
     int64_t rounds, pairs, peak_bytes;
     int64_t spills, spill_bytes; /* all ranks' run files */
+    int64_t count_restored;      /* count tasks a resume took from OUT.kckpt */
+    char kckpt[4200];            /* the count's checkpoint, OUT.kckpt */
+    /* Test hook (MPMAP_TEST_SIGTERM_AFTER=N): the rank that counts its N-th
+     * task sends itself SIGTERM, so the suite interrupts the count at a
+     * known point; a signal from outside could land before it starts. */
+    int64_t term_after, counted;
 } wc_run;
 
 /* ---- phase 1: the count ------------------------------------------------------ */
@@ -74,6 +90,59 @@ static int cmp_rank(const void *a, const void *b)
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
     return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The inputs by name, size and modification time: they name the job for
+ * --resume (the count's and the output's). */
+static uint64_t inputs_hash(const wc_run *w)
+{
+    uint64_t h = 0;
+    for (int32_t f = 0; f < w->split.nfiles; f++) {
+        struct stat st;
+        int64_t stamp[2] = { w->split.file_size[f],
+                             stat(w->split.files[f], &st) == 0 ? (int64_t)st.st_mtime : 0 };
+        h = h * 1099511628211ull ^ mpmap_app_hash(w->split.files[f], strlen(w->split.files[f]));
+        h = h * 1099511628211ull ^ mpmap_app_hash(stamp, sizeof stamp);
+    }
+    return h;
+}
+
+static int wc_count_task(int64_t task, mpmap_emitter *e, mpmap_task_error *err, void *ctx)
+{
+    wc_run *w = ctx;
+    int rc = wc_split_count_task(task, e, err, &w->split);
+    if (rc == 0 && w->term_after > 0 && ++w->counted == w->term_after)
+        raise(SIGTERM);
+    return rc;
+}
+
+/* The verdict on a count that did not finish (interrupted and saved, a
+ * refused resume, over the budget...): an exit code, with the message set
+ * on rank 0. */
+static int count_failed(mpmap_app *app, const wc_run *w, int rc, const mpmap_report *rep)
+{
+    if (mpmap_app_rank(app) != 0)
+        return rc == MPMAP_EINTERRUPTED ? MPMAP_APP_INTERRUPTED
+               : rc == MPMAP_ERESUME    ? MPMAP_APP_USAGE
+                                        : MPMAP_APP_FAILED;
+    if (rc == MPMAP_EINTERRUPTED) {
+        mpmap_app_failure(app,
+                          "interrupted while counting: %lld/%lld count tasks done, saved in "
+                          "'%s'; rerun with --resume",
+                          (long long)rep->tasks_done, (long long)rep->tasks_total, w->kckpt);
+        return MPMAP_APP_INTERRUPTED;
+    }
+    if (rc == MPMAP_ERESUME)
+        return mpmap_app_usage(app, "--resume: %s; use --force to start over", rep->message);
+    if (rc == MPMAP_EIO && strstr(rep->message, w->kckpt))
+        return mpmap_app_failure(app,
+                                 "interrupted while counting, and the count could not be "
+                                 "saved: %s",
+                                 rep->message);
+    return rc == MPMAP_ENOMEM && strstr(rep->message, "budget")
+               ? mpmap_app_failure(app, "%s (--budget %lld MiB)", rep->message,
+                                   (long long)w->budget_mib)
+               : mpmap_app_failure(app, "counting failed: %s", rep->message);
 }
 
 /*
@@ -95,10 +164,26 @@ static int count_words(mpmap_app *app, wc_run *w)
         snprintf(spill, sizeof spill, "%.*s", slash == out ? 1 : (int)(slash - out), out);
     else
         snprintf(spill, sizeof spill, ".");
+    /* The count's checkpoint: the tasks are byte ranges, so --task-bytes
+     * names it too (the output, where it changes nothing, ignores it). */
+    snprintf(w->kckpt, sizeof w->kckpt, "%s.kckpt", out);
+    char fp[512];
+    snprintf(fp, sizeof fp, "word_count --fold-case=%d --task-bytes=%lld input=%lld:%lld:%016llx",
+             w->fold_case, (long long)w->task_bytes, (long long)w->split.nfiles,
+             (long long)w->split.total_bytes, (unsigned long long)inputs_hash(w));
+    mpmap_config cfg = *mpmap_app_config(app);
+    cfg.checkpoint_path = w->kckpt;
+    cfg.fingerprint = fp;
+    /* --resume after the output's run was interrupted finds no count saved:
+     * the count then starts afresh. */
+    cfg.resume = rank == 0 && mpmap_app_common(app)->resume && access(w->kckpt, F_OK) == 0;
+    MPI_Bcast(&cfg.resume, 1, MPI_INT, 0, comm);
+    const char *term = getenv("MPMAP_TEST_SIGTERM_AFTER");
+    w->term_after = term ? strtoll(term, NULL, 10) : 0;
     mpmap_keyed_job job = { .ntasks = w->split.ntasks,
                             .value_size = sizeof(int64_t),
-                            .map = wc_split_count_task,
-                            .context = &w->split,
+                            .map = wc_count_task,
+                            .context = w,
                             .op = MPMAP_REDUCE_SUM,
                             .type = MPMAP_INT64,
                             .budget = (size_t)w->budget_mib << 20,
@@ -106,7 +191,7 @@ static int count_words(mpmap_app *app, wc_run *w)
     mpmap_keyed_result res;
     mpmap_report rep;
     double t0 = MPI_Wtime();
-    int rc = mpmap_keyed_run(comm, mpmap_app_config(app), &job, &res, &rep);
+    int rc = mpmap_keyed_run(comm, &cfg, &job, &res, &rep);
     w->count_time = MPI_Wtime() - t0;
     wc_split_free_buffer(&w->split);
     /* Figures of the count: the largest table of any rank, all pairs, rounds. */
@@ -120,22 +205,10 @@ static int count_words(mpmap_app *app, wc_run *w)
     MPI_Reduce(mine, spilled, 2, MPI_LONG_LONG, MPI_SUM, 0, comm);
     w->spills = spilled[0];
     w->spill_bytes = spilled[1];
-    if (rc == MPMAP_EINTERRUPTED) {
-        /* Only when the kit hands setup an interrupt flag (config.interrupt):
-         * the count is not checkpointed, so a rerun counts again. */
-        mpmap_keyed_result_free(&res);
-        if (rank == 0)
-            mpmap_app_failure(app, "interrupted while counting; nothing written");
-        return MPMAP_APP_INTERRUPTED;
-    }
+    w->count_restored = rep.tasks_restored;
     if (rc != MPMAP_OK) {
         mpmap_keyed_result_free(&res);
-        if (rank != 0)
-            return MPMAP_APP_FAILED;
-        return rc == MPMAP_ENOMEM && strstr(rep.message, "budget")
-                   ? mpmap_app_failure(app, "%s (--budget %lld MiB)", rep.message,
-                                       (long long)w->budget_mib)
-                   : mpmap_app_failure(app, "counting failed: %s", rep.message);
+        return count_failed(app, w, rc, &rep);
     }
     w->nwords = res.nkeys;
     w->counts = malloc(((size_t)w->nwords + 1) * sizeof *w->counts);
@@ -218,20 +291,11 @@ static int wc_setup(mpmap_app *app, void *ctx)
     p->reduce_op = MPMAP_REDUCE_SUM;
     p->reduce_type = MPMAP_INT64;
     p->reduction = &w->total;
-    /* The inputs by name, size and modification time, and the effective
-     * settings, name the job for --resume. */
-    uint64_t h = 0;
-    for (int32_t f = 0; f < w->split.nfiles; f++) {
-        struct stat st;
-        int64_t stamp[2] = { w->split.file_size[f],
-                             stat(w->split.files[f], &st) == 0 ? (int64_t)st.st_mtime : 0 };
-        h = h * 1099511628211ull ^ mpmap_app_hash(w->split.files[f], strlen(w->split.files[f]));
-        h = h * 1099511628211ull ^ mpmap_app_hash(stamp, sizeof stamp);
-    }
+    /* The inputs and the effective settings name the job for --resume. */
     snprintf(p->fingerprint, sizeof p->fingerprint,
              "files=%lld bytes=%lld inputs=%016llx fold_case=%d words=%lld",
-             (long long)w->split.nfiles, (long long)w->split.total_bytes, (unsigned long long)h,
-             w->fold_case, (long long)w->nwords);
+             (long long)w->split.nfiles, (long long)w->split.total_bytes,
+             (unsigned long long)inputs_hash(w), w->fold_case, (long long)w->nwords);
     return 0;
 }
 
@@ -239,6 +303,9 @@ static int wc_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
 {
     (void)report;
     const wc_run *w = ctx;
+    /* The count has served: a later fresh run must not find it. (Should
+     * the commit still fail, the output's checkpoint holds the counts.) */
+    (void)mpmap_keyed_checkpoint_remove(w->kckpt);
     int rc = mpmap_app_attr_int64(app, "total", w->total);
     if (rc == 0)
         rc = mpmap_app_attr_int64(app, "distinct_words", w->nwords);
@@ -250,6 +317,8 @@ static int wc_finish(mpmap_app *app, const mpmap_report *report, void *ctx)
         rc = mpmap_app_attr_int64(app, "fold_case", w->fold_case);
     if (rc == 0)
         rc = mpmap_app_attr_int64(app, "count_tasks", w->split.ntasks);
+    if (rc == 0)
+        rc = mpmap_app_attr_int64(app, "count_tasks_restored", w->count_restored);
     if (rc == 0)
         rc = mpmap_app_attr_double(app, "count_wall_time", w->count_time);
     return rc;
@@ -267,6 +336,8 @@ static void wc_print(mpmap_app *app, const mpmap_report *report, void *ctx)
            (long long)w->split.ntasks, w->count_time,
            w->count_time > 0 ? (double)w->split.total_bytes / w->count_time / 1e6 : 0.0,
            (long long)w->rounds, (double)w->peak_bytes / 1e6);
+    if (w->count_restored > 0)
+        printf("  resumed: %lld count tasks from '%s'\n", (long long)w->count_restored, w->kckpt);
     if (w->spills > 0)
         printf("  over --budget: %lld run files, %.1f MB spilled to disk and merged\n",
                (long long)w->spills, (double)w->spill_bytes / 1e6);
@@ -286,6 +357,7 @@ static void wc_cleanup(void *ctx)
 /* The app's own flags, with their targets in w. */
 static size_t wc_flags(wc_run *w, mpmap_option *out)
 {
+    /* clang-format off */
     const mpmap_option flags[] = {
         { .name = "--input", .short_name = 'i', .kind = MPMAP_OPT_STRING_LIST,
           .target = &w->inputs, .metavar = "PATH",
@@ -304,6 +376,7 @@ static size_t wc_flags(wc_run *w, mpmap_option *out)
           .metavar = "DIR", .help = "where tables over --budget spill (files nobody sees)",
           .default_text = "the output's directory", .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
+    /* clang-format on */
     _Static_assert(sizeof flags / sizeof flags[0] <= WC_MAX_FLAGS, "raise WC_MAX_FLAGS");
     memcpy(out, flags, sizeof flags);
     return sizeof flags / sizeof flags[0];
@@ -314,11 +387,13 @@ int main(int argc, char **argv)
     wc_run w = { .task_bytes = (int64_t)4 << 20, .budget_mib = 1024 };
     mpmap_option options[WC_MAX_FLAGS];
     size_t noptions = wc_flags(&w, options);
+    /* clang-format off */
     mpmap_app_def def = { .name = "word_count", .default_output = "word_count.h5",
                           .summary = "Count the words of text files, in parallel.",
                           .options = options, .noptions = noptions, .context = &w,
                           .problem = &w.problem, .setup = wc_setup, .map = wc_map,
                           .finish = wc_finish, .print = wc_print, .cleanup = wc_cleanup,
                           .task_noun = "words" };
+    /* clang-format on */
     return mpmap_app_main(argc, argv, &def);
 }

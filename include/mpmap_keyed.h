@@ -53,6 +53,16 @@
  * task (they stay in memory through a spill), and the sorted result (on its
  * owner while packing, then all of it on rank 0, gathered in one
  * MPI_Gatherv: at most 2 GiB).
+ *
+ * Checkpoint (see src/keyed_checkpoint.c): with config->checkpoint_path, a
+ * run stopped by config->interrupt saves what it has — each rank its
+ * partials (with their tasks) in PATH.legL.rankR, then rank 0 the manifest
+ * PATH with the completed tasks and config->fingerprint — and returns
+ * MPMAP_EINTERRUPTED. config->resume then maps only the other tasks, puts
+ * the saved partials back into the ranks' tables (any rank count) and gives
+ * the bits of an uninterrupted run. Each file is written whole, synced and
+ * renamed, the manifest last, so a run killed while saving leaves the
+ * previous checkpoint intact. A fresh run (resume 0) removes an old one.
  */
 #ifndef MPMAP_KEYED_H
 #define MPMAP_KEYED_H
@@ -105,8 +115,8 @@ typedef struct mpmap_keyed_job {
                                    (bitwise), so a rank may combine any values of a
                                    key at once; otherwise per-task partials are kept */
 
-    size_t budget;      /* bytes of a rank's tables; 0 = MPMAP_KEYED_BUDGET_DEFAULT */
-    size_t round_bytes; /* bytes a rank sends per shuffle round; 0 = default */
+    size_t budget;         /* bytes of a rank's tables; 0 = MPMAP_KEYED_BUDGET_DEFAULT */
+    size_t round_bytes;    /* bytes a rank sends per shuffle round; 0 = default */
     const char *spill_dir; /* where tables over budget go (a directory every
                               rank can write, node-local is best); NULL = no
                               spilling: over budget is MPMAP_ENOMEM */
@@ -133,11 +143,17 @@ typedef struct mpmap_keyed_result {
 /*
  * Runs the keyed job on every rank of comm (collective): the tasks as
  * mpmap_run(comm, config, ...) would (config NULL = mpmap_config_init's
- * defaults; checkpoint settings and on_error are ignored: a keyed run is not
- * checkpointed and stops at the first failing task), then the shuffle, the folds and
- * the gather to rank 0. Returns the same status on every rank, with
- * report->message saying why on failure (report may be NULL). *result is
- * always initialised; free it with mpmap_keyed_result_free.
+ * defaults; on_error is ignored: a keyed run stops at the first failing
+ * task), then the shuffle, the folds and the gather to rank 0. With
+ * config->checkpoint_path an interrupted run is saved there and
+ * config->resume continues it (above); resuming another job (fingerprint,
+ * ntasks, value_size, op or type) or a missing or damaged checkpoint is
+ * MPMAP_ERESUME. Like mpmap_run's, the checkpoint stays when the run ends:
+ * remove it with mpmap_keyed_checkpoint_remove once the result is stored.
+ * report counts the job's tasks (tasks_restored: those of earlier legs).
+ * Returns the same status on every rank, with report->message saying why
+ * on failure (report may be NULL). *result is always initialised; free it
+ * with mpmap_keyed_result_free.
  */
 int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed_job *job,
                     mpmap_keyed_result *result, mpmap_report *report);
@@ -147,6 +163,11 @@ const char *mpmap_keyed_key(const mpmap_keyed_result *r, int64_t i, size_t *len)
 const void *mpmap_keyed_value(const mpmap_keyed_result *r, int64_t i);
 
 void mpmap_keyed_result_free(mpmap_keyed_result *r);
+
+/* Removes the checkpoint `path` of a keyed run: its manifest, then every
+ * state file beside it (call it on one rank). 0, MPMAP_EINVAL (NULL) or
+ * MPMAP_EIO when something could not be removed. */
+int mpmap_keyed_checkpoint_remove(const char *path);
 
 #ifdef __cplusplus
 }

@@ -30,20 +30,6 @@
 
 /* ---- the run ------------------------------------------------------------ */
 
-struct mpmap_emitter {
-    const mpmap_keyed_job *job;
-    mpmap__ktab local;
-    mpmap__kmem mem;
-    bool combine; /* merge partials of different tasks */
-    bool sum64;   /* one int64 summed: emit folds inline */
-    int64_t task;
-    int64_t pairs;
-    int error; /* first emit failure: MPMAP_ENOMEM / MPMAP_EINVAL */
-    char message[MPMAP_MESSAGE_MAX];
-    int rank;
-    mpmap__kspill spill; /* the local table's runs */
-};
-
 /* One pair into the local table: MPMAP_OK or MPMAP_ENOMEM. */
 static int emit_once(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
 {
@@ -117,15 +103,10 @@ static int spill_local(mpmap_emitter *em)
     return rc;
 }
 
-int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
+/* One pair of em->task into the local table, spilling it when it reaches
+ * the budget; the first failure is latched in em->error/message. */
+static int emit_pair(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
 {
-    if ((!key && keylen > 0) || keylen > MPMAP_KEYED_KEY_MAX || !value) {
-        if (!em->error) {
-            em->error = MPMAP_EINVAL;
-            snprintf(em->message, sizeof em->message, "mpmap_emit: invalid key or value");
-        }
-        return MPMAP_EINVAL;
-    }
     int rc = emit_once(em, key, keylen, value);
     if (rc == MPMAP_ENOMEM && em->spill.dir && em->local.nentries > 0) {
         size_t before = mpmap__ktab_bytes(&em->local);
@@ -154,26 +135,94 @@ int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *va
         }
         return em->error;
     }
-    em->pairs++;
     return MPMAP_OK;
 }
 
-/* mpmap_run's map: runs the user's map task by task; records are empty. */
+int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
+{
+    if ((!key && keylen > 0) || keylen > MPMAP_KEYED_KEY_MAX || !value) {
+        if (!em->error) {
+            em->error = MPMAP_EINVAL;
+            snprintf(em->message, sizeof em->message, "mpmap_emit: invalid key or value");
+        }
+        return MPMAP_EINVAL;
+    }
+    int rc = emit_pair(em, key, keylen, value);
+    if (rc == MPMAP_OK)
+        em->pairs++;
+    return rc;
+}
+
+/* A saved partial is one more pair of its task: in a table that keeps the
+ * tasks apart it stays its own record (no task of this leg has its
+ * number), in a combining one it merges as any pair would. */
+int mpmap__keyed_seed(mpmap_emitter *em, const void *key, size_t keylen, int64_t task,
+                      const void *value)
+{
+    em->task = task;
+    return emit_pair(em, key, keylen, value);
+}
+
+/* mpmap_run's map: runs the user's map task by task; records are empty.
+ * The run's tasks are this leg's (virtual) ones: each maps to a task of the
+ * job, whose number the map and the partials see. */
 static int keyed_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err, void *ctx)
 {
     (void)records;
     mpmap_emitter *em = ctx;
-    for (int64_t t = begin; t < end; t++) {
-        em->task = t;
-        int rc = em->job->map(t, em, err, em->job->context);
-        if (rc == MPMAP_ETASK)
-            return rc;
-        if (rc != 0)
-            return mpmap_task_fail(err, t, rc, "%s", em->error ? em->message : mpmap_strerror(rc));
-        if (em->error) /* an emit failed and the map went on regardless */
-            return mpmap_task_fail(err, t, em->error, "%s", em->message);
+    for (int64_t v = begin; v < end;) {
+        int64_t n;
+        int64_t first = mpmap__kplan_task(&em->plan, v, end - v, &n);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = first + i;
+            em->task = t;
+            int rc = em->job->map(t, em, err, em->job->context);
+            if (rc == MPMAP_ETASK) {
+                /* the runtime counts in this leg's numbering */
+                err->task =
+                    err->task >= first && err->task < t + 1 ? v + (err->task - first) : v + i;
+                return rc;
+            }
+            if (rc != 0)
+                return mpmap_task_fail(err, v + i, rc, "%s",
+                                       em->error ? em->message : mpmap_strerror(rc));
+            if (em->error) /* an emit failed and the map went on regardless */
+                return mpmap_task_fail(err, v + i, em->error, "%s", em->message);
+        }
+        if (mpmap__kplan_done(&em->plan, first, first + n) != MPMAP_OK)
+            return mpmap_task_fail(err, v + n - 1, MPMAP_ENOMEM, "out of memory");
+        v += n;
     }
     return 0;
+}
+
+/* The report in the job's numbering: all its tasks, the ones restored from
+ * the checkpoint, a failed task's own number. */
+static void report_job_tasks(mpmap_report *rep, const mpmap_emitter *em)
+{
+    const mpmap__kplan *p = &em->plan;
+    rep->tasks_total = em->job->ntasks;
+    rep->tasks_restored = p->restored;
+    rep->tasks_done += p->restored;
+    if (rep->failed_task >= 0 && rep->failed_task < p->remaining) {
+        int64_t n, v = rep->failed_task;
+        rep->failed_task = mpmap__kplan_task(p, v, 1, &n);
+        char was[48], now[48];
+        size_t wl = (size_t)snprintf(was, sizeof was, "task %lld failed: ", (long long)v);
+        size_t nl =
+            (size_t)snprintf(now, sizeof now, "task %lld failed: ", (long long)rep->failed_task);
+        if (strncmp(rep->message, was, wl) == 0) {
+            size_t rest = strlen(rep->message + wl);
+            if (nl + rest >= sizeof rep->message)
+                rest = sizeof rep->message - 1 - nl;
+            memmove(rep->message + nl, rep->message + wl, rest);
+            memcpy(rep->message, now, nl);
+            rep->message[nl + rest] = '\0';
+        }
+    }
+    if (rep->status == MPMAP_EINTERRUPTED)
+        snprintf(rep->message, sizeof rep->message, "interrupted: %lld/%lld tasks done",
+                 (long long)rep->tasks_done, (long long)rep->tasks_total);
 }
 
 static void set_msg(mpmap_report *rep, const char *fmt, const char *a)
@@ -271,7 +320,13 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
     mpmap__ktab_init(&em->local, job->value_size, &em->mem);
     mpmap__kspill_init(&em->spill, job->spill_dir, rank);
 
-    /* 1. The map: the caller's schedule, no records, no checkpoint. */
+    /* 0. With a checkpoint path: a resumed run's saved state and the tasks
+     * left (keyed_checkpoint.c). */
+    char msg[MPMAP_MESSAGE_MAX] = "";
+    code = mpmap__kckpt_begin(comm, config, em, msg, sizeof msg);
+
+    /* 1. The map: the caller's schedule, no records; the runtime's own
+     * checkpoint is off (the keyed one holds partials, not records). */
     mpmap_config cfg;
     if (config)
         cfg = *config;
@@ -281,8 +336,14 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
     cfg.fingerprint = NULL;
     cfg.resume = 0;
     cfg.on_error = MPMAP_ON_ERROR_STOP;
-    mpmap_job mj = { .ntasks = job->ntasks, .record_size = 0, .map = keyed_map, .context = em };
-    code = mpmap_run(comm, &cfg, &mj, rep);
+    /* clang-format off */
+    mpmap_job mj = { .ntasks = em->plan.remaining, .record_size = 0, .map = keyed_map,
+                     .context = em };
+    /* clang-format on */
+    if (code == MPMAP_OK) {
+        code = mpmap_run(comm, &cfg, &mj, rep);
+        report_job_tasks(rep, em);
+    }
     result->pairs_emitted = em->pairs;
     if (code == MPMAP_ETASK) {
         /* Over budget or a failed spill on some rank: say so with the right code. */
@@ -291,6 +352,19 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
         if (worst != MPMAP_OK)
             code = worst;
     }
+    if (code == MPMAP_EINTERRUPTED && config && config->checkpoint_path) {
+        int64_t done = 0;
+        int rc = mpmap__kckpt_save(comm, config, em, &done, msg, sizeof msg);
+        if (rc != MPMAP_OK) {
+            code = rc;
+        } else {
+            /* what the checkpoint holds: a task the manager had not heard of
+             * yet when the run stopped is saved all the same */
+            rep->tasks_done = done;
+            snprintf(msg, sizeof msg, "interrupted: %lld/%lld tasks done", (long long)done,
+                     (long long)job->ntasks);
+        }
+    }
 
     /* 2. The shuffle to the owners: the local table as it stands, or, once
      * any rank has spilled, every rank's runs piece by piece. */
@@ -298,7 +372,6 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
     mpmap__ktab_init(&own, job->value_size, &em->mem);
     mpmap__kspill own_spill;
     mpmap__kspill_init(&own_spill, job->spill_dir, rank);
-    char msg[MPMAP_MESSAGE_MAX] = "";
     /* Pieces of a quarter of the budget leave the owner's table the rest:
      * once spilling is on, a local table larger than that is read back in
      * pieces too. */
@@ -337,16 +410,16 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
                 mpmap__ktab_init(&em->local, job->value_size, &em->mem);
                 more = loc.nentries > 0;
             } else if (rc == MPMAP_OK) {
-                more = mpmap__kspill_load_piece(&em->spill, piece, job->value_size, &pr, &loc,
-                                                &own, &own_spill, &rc);
+                more = mpmap__kspill_load_piece(&em->spill, piece, job->value_size, &pr, &loc, &own,
+                                                &own_spill, &rc);
             }
             code = mpmap__keyed_agree(comm, rc);
             int any = 0;
             if (code == MPMAP_OK)
                 MPI_Allreduce(&more, &any, 1, MPI_INT, MPI_MAX, comm);
             if (code == MPMAP_OK && any)
-                code = mpmap__keyed_shuffle(comm, job, &loc, em->combine, &own, &own_spill,
-                                            result, msg, sizeof msg);
+                code = mpmap__keyed_shuffle(comm, job, &loc, em->combine, &own, &own_spill, result,
+                                            msg, sizeof msg);
             mpmap__ktab_free(&loc);
             if (code != MPMAP_OK || !any)
                 break;
@@ -370,8 +443,10 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
         if (own_spill.nruns > 0) {
             rc = mpmap__kspill_table(&own_spill, &own, job->value_size, true, -1);
             mpmap__ktab_free(&own);
+            /* clang-format off */
             mpmap__kpack pc = { .job = job, .x = malloc(job->value_size),
                             .acc = malloc(job->value_size) };
+            /* clang-format on */
             if (rc == MPMAP_OK)
                 rc = pc.x && pc.acc ? mpmap__kspill_merge(&own_spill, job->value_size,
                                                           mpmap__kspill_fold_packed, &pc)
@@ -447,6 +522,7 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
         free(all);
     }
     free(packed);
+    mpmap__kplan_free(&em->plan);
     free(em);
 
     /* One message everywhere: the first failing rank's, or mpmap_run's. */

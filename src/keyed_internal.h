@@ -3,7 +3,9 @@
  * keyed.c (the run: map phase, gather, result API), keyed_table.c (the hash
  * table of keys and partials, budget accounting) and keyed_shuffle.c
  * (routing to owners, Alltoallv rounds, owner fold in task order) and
- * keyed_spill.c (run files when a table reaches the budget, merged by key).
+ * keyed_spill.c (run files when a table reaches the budget, merged by key)
+ * and keyed_checkpoint.c (the state of an interrupted run, and --resume;
+ * keyed_checkpoint_file.c its files).
  */
 #ifndef MPMAP_KEYED_INTERNAL_H
 #define MPMAP_KEYED_INTERNAL_H
@@ -156,6 +158,123 @@ typedef struct mpmap__kpack {
 } mpmap__kpack;
 int mpmap__kspill_fold_packed(const char *key, size_t len, const char *partials, size_t n,
                               void *ctx);
+
+/* ---- keyed_checkpoint.c -------------------------------------------------- */
+
+typedef struct mpmap__krange {
+    int64_t begin, end;
+} mpmap__krange;
+
+/*
+ * Which tasks a leg of the run maps. A resumed leg runs only the tasks no
+ * earlier leg completed: they are numbered 0..remaining-1 for mpmap_run (the
+ * "virtual" tasks) and mapped back to the job's tasks, which label every
+ * partial, so the owners' fold in task order is unchanged.
+ */
+typedef struct mpmap__kplan {
+    mpmap__krange *todo; /* the job's tasks still to run, ascending */
+    int64_t *todo_start; /* virtual index of each todo range's first task */
+    size_t ntodo;
+    int64_t remaining;   /* tasks to run in this leg */
+    int64_t restored;    /* tasks completed by earlier legs */
+    mpmap__krange *prev; /* those tasks, ascending (every rank) */
+    size_t nprev;
+    mpmap__krange *done; /* tasks this rank completed in this leg */
+    size_t ndone, capdone;
+    int leg; /* this leg's number: 0 unless resumed */
+} mpmap__kplan;
+
+/* The job's task for virtual task v, and in *n how many of the following
+ * (at most max) are consecutive in both numberings. */
+int64_t mpmap__kplan_task(const mpmap__kplan *p, int64_t v, int64_t max, int64_t *n);
+/* Records tasks [begin, end) as completed by this rank. */
+int mpmap__kplan_done(mpmap__kplan *p, int64_t begin, int64_t end);
+void mpmap__kplan_free(mpmap__kplan *p);
+
+/* ---- keyed.c: the emitter, shared with the checkpoint ------------------- */
+
+struct mpmap_emitter {
+    const mpmap_keyed_job *job;
+    mpmap__ktab local;
+    mpmap__kmem mem;
+    bool combine; /* merge partials of different tasks */
+    bool sum64;   /* one int64 summed: emit folds inline */
+    int64_t task;
+    int64_t pairs;
+    int error; /* first emit failure: MPMAP_ENOMEM / MPMAP_EINVAL */
+    char message[MPMAP_MESSAGE_MAX];
+    int rank;
+    mpmap__kspill spill; /* the local table's runs */
+    mpmap__kplan plan;
+};
+
+/* Puts one saved partial of `task` into the local table as an emit would
+ * (spilling over the budget). MPMAP_OK, or the failure with em->message. */
+int mpmap__keyed_seed(mpmap_emitter *em, const void *key, size_t keylen, int64_t task,
+                      const void *value);
+
+/*
+ * Collective, before the map: with config->checkpoint_path, a resume reads
+ * the manifest on rank 0, plans the remaining tasks and puts the saved state
+ * files into the ranks' local tables (file i on rank i mod ranks); a fresh
+ * run removes an old checkpoint. Without a path the plan is every task.
+ * Returns the agreed code; a failing rank's reason is in msg.
+ */
+int mpmap__kckpt_begin(MPI_Comm comm, const mpmap_config *config, mpmap_emitter *em, char *msg,
+                       size_t msglen);
+/*
+ * Collective, after an interrupted map: every rank writes its local state
+ * (its runs and its table) to PATH.legL.rankR, then rank 0 the manifest
+ * PATH naming them and the completed tasks; the previous leg's files go
+ * once the new manifest is in place. Returns the agreed code; *done gets
+ * the tasks completed in all.
+ */
+int mpmap__kckpt_save(MPI_Comm comm, const mpmap_config *config, mpmap_emitter *em, int64_t *done,
+                      char *msg, size_t msglen);
+/* ---- keyed_checkpoint_file.c ----------------------------------------------- */
+
+/* A state file as the manifest names it. */
+typedef struct mpmap__kfile {
+    uint64_t bytes;
+    uint32_t crc; /* CRC32C of the whole file */
+    uint32_t zero;
+} mpmap__kfile;
+
+/* The manifest: what names the job, the completed tasks, the leg's files. */
+typedef struct mpmap__kmanifest {
+    char *fingerprint;
+    uint32_t fplen;
+    int64_t ntasks;
+    uint64_t value_size;
+    int32_t op, type, leg, nfiles;
+    uint64_t nranges;
+    mpmap__krange *ranges;
+    mpmap__kfile *files;
+} mpmap__kmanifest;
+
+/* PATH.legL.rankR */
+void mpmap__kstate_name(char *buf, size_t len, const char *path, int leg, int rank);
+/* Removes path's state files but leg keep's first `files` (keep -1: all).
+ * 0 or MPMAP_EIO. */
+int mpmap__kstate_remove(const char *path, int keep, int files);
+/* Writes em's runs and table to `file`, synced; its size and CRC. 0, or
+ * MPMAP_EIO with msg. */
+int mpmap__kstate_write(mpmap_emitter *em, const char *file, uint64_t *bytes, uint32_t *crc,
+                        char *msg, size_t msglen);
+/* Puts the partials of `file` (checked against want) into em's table. 0,
+ * MPMAP_ERESUME (missing, damaged) or the table's failure, with msg. */
+int mpmap__kstate_seed(mpmap_emitter *em, const char *file, const mpmap__kfile *want, char *msg,
+                       size_t msglen);
+int mpmap__kmanifest_write(const char *path, const mpmap__kmanifest *m, char *msg, size_t msglen);
+/* Rank 0: reads the manifest of a resume and checks it against the job
+ * (fingerprint, ntasks, value_size, op, type). 0 or MPMAP_ERESUME/EIO/ENOMEM
+ * with msg. */
+int mpmap__kmanifest_check(const char *path, const mpmap_config *cfg, const mpmap_keyed_job *job,
+                           mpmap__kmanifest *m, char *msg, size_t msglen);
+void mpmap__kmanifest_free(mpmap__kmanifest *m);
+/* What a manifest says, without resuming (mpmap-status): 0, or -1 with err. */
+int mpmap__kckpt_inspect(const char *path, int64_t *ntasks, int64_t *done, int *leg, char *err,
+                         size_t errlen);
 
 /* ---- keyed_shuffle.c ----------------------------------------------------- */
 

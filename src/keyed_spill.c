@@ -42,9 +42,8 @@ void mpmap__kspill_init(mpmap__kspill *s, const char *dir, int rank)
 static int spill_fail(mpmap__kspill *s, int err, const char *what)
 {
     if (!s->error[0])
-        snprintf(s->error, sizeof s->error,
-                 "rank %d: cannot %s a keyed spill file in '%s': %s", s->rank, what,
-                 s->dir ? s->dir : "?", strerror(err));
+        snprintf(s->error, sizeof s->error, "rank %d: cannot %s a keyed spill file in '%s': %s",
+                 s->rank, what, s->dir ? s->dir : "?", strerror(err));
     return err == ENOMEM ? MPMAP_ENOMEM : MPMAP_EIO;
 }
 
@@ -146,9 +145,11 @@ int mpmap__kspill_table(mpmap__kspill *s, const mpmap__ktab *t, size_t value_siz
             fclose(f);
             return spill_fail(s, ENOMEM, "sort");
         }
+        /* clang-format off */
         for (size_t e = 0; e < n; e++)
             order[e] = (kspill_key){ t->keys + t->entries[e].keyoff, t->entries[e].keylen,
                                      (int64_t)e };
+        /* clang-format on */
         qsort(order, n, sizeof *order, cmp_kspill_key);
     }
     size_t bytes = 0;
@@ -259,7 +260,7 @@ static int merge_runs(mpmap__kspill *s, size_t first, size_t count, size_t vs,
         int best = -1;
         for (size_t j = 0; j < count; j++)
             if (h[j].live && (best < 0 || mpmap__keyed_cmp(h[j].b.data, h[j].b.keylen,
-                                                         h[best].b.data, h[best].b.keylen) < 0))
+                                                           h[best].b.data, h[best].b.keylen) < 0))
                 best = (int)j;
         if (best < 0)
             break;
@@ -475,4 +476,3 @@ int mpmap__kspill_fold_packed(const char *key, size_t len, const char *parts, si
     c->keys++;
     return MPMAP_OK;
 }
-

@@ -196,7 +196,10 @@ void app_configure(app *a, const char *extra)
     build_paths(a, extra);
     a->config.checkpoint_path = a->checkpoint_path;
     a->config.fingerprint = a->fingerprint;
-    a->config.resume = a->common.resume;
+    /* Rank 0's is the one read: --resume of a run stopped before OUT.ckpt
+     * began (word_count's count, OUT.kckpt) starts it afresh. */
+    struct stat st;
+    a->config.resume = a->common.resume && (a->rank != 0 || stat(a->checkpoint_path, &st) == 0);
     a->config.interrupt = &app_interrupted;
 
     /* Rank 0 decides with the whole fingerprint; every rank needs the
@@ -247,12 +250,14 @@ int app_create_output(app *a, char *msg, size_t msglen)
 /* This leg of the run, for provenance (legs.c). */
 static kit_leg this_leg(const app *a, const mpmap_report *report)
 {
+    /* clang-format off */
     return (kit_leg){ .start_time = report->start_time, .wall_time = report->wall_time,
                       .ranks = a->size, .tasks = report->tasks_done - report->tasks_restored };
+    /* clang-format on */
 }
 
-int app_write_provenance(app *a, const mpmap_report *report, int nextra,
-                         const char *const *keys, const char *const *values)
+int app_write_provenance(app *a, const mpmap_report *report, int nextra, const char *const *keys,
+                         const char *const *values)
 {
     mpmap_h5_provenance p = { .app = a->name,
                               .app_version = MPMAP_VERSION_STRING,
@@ -386,8 +391,9 @@ int app_finish(app *a, int run_status, const mpmap_report *report)
             break;
         default:
             if (!why[0] && checkpoint_failed(report))
-                app_error(a, "%s; the tasks synced to it before are kept, rerun with --resume "
-                             "once that is fixed",
+                app_error(a,
+                          "%s; the tasks synced to it before are kept, rerun with --resume "
+                          "once that is fixed",
                           report->message);
             else
                 app_error(a, "%s%s", why[0] ? why : report->message,

@@ -91,8 +91,7 @@ static int take_lock(mpmap_output *o, char *err, size_t errlen)
             }
             if (e != ENOSYS && e != EOPNOTSUPP && e != ENOLCK && e != EINVAL) {
                 close(fd);
-                return fail(err, errlen, MPMAP_EIO, "cannot lock '%s': %s", o->lock,
-                            strerror(e));
+                return fail(err, errlen, MPMAP_EIO, "cannot lock '%s': %s", o->lock, strerror(e));
             }
             /* A file system without locks (Lustre mounted without flock):
              * the run goes on unguarded, as runs did before there was a
@@ -166,27 +165,18 @@ void mpmap_output_close(mpmap_output *o)
     free(o);
 }
 
-const char *mpmap_output_path(const mpmap_output *o)
-{
-    return o ? o->path : NULL;
-}
+const char *mpmap_output_path(const mpmap_output *o) { return o ? o->path : NULL; }
 
-const char *mpmap_output_checkpoint_path(const mpmap_output *o)
-{
-    return o ? o->checkpoint : NULL;
-}
+const char *mpmap_output_checkpoint_path(const mpmap_output *o) { return o ? o->checkpoint : NULL; }
 
-const char *mpmap_output_lock_path(const mpmap_output *o)
-{
-    return o ? o->lock : NULL;
-}
+const char *mpmap_output_lock_path(const mpmap_output *o) { return o ? o->lock : NULL; }
 
 /* ---- fingerprints ---------------------------------------------------------- */
 
 /* The comparison itself lives in the core (src/fingerprint_diff.c), where
  * the checkpoint's resume check uses it too. */
-int mpmap_output_fingerprint_diff(const char *was, size_t was_len, const char *now,
-                                  int flags_only, char *why, size_t whylen)
+int mpmap_output_fingerprint_diff(const char *was, size_t was_len, const char *now, int flags_only,
+                                  char *why, size_t whylen)
 {
     return mpmap_fingerprint_diff(was, was_len, now, flags_only, why, whylen);
 }
@@ -272,6 +262,11 @@ int mpmap_output_decide(mpmap_output *o, int force, int resume, const char *fing
         return fail(err, errlen, MPMAP_EINVAL, "mpmap_output_decide: no output");
     *state = MPMAP_OUTPUT_FRESH;
     int have_out = exists(o->path), have_ckpt = exists(o->checkpoint);
+    /* A keyed count interrupted before the run (word_count, mpmap_keyed.h)
+     * waits in OUT.kckpt; its job checks that checkpoint's fingerprint. */
+    char keyed[4200];
+    snprintf(keyed, sizeof keyed, "%s.kckpt", o->path);
+    int have_keyed = exists(keyed);
     o->replace_ok = 0;
     if (force) {
         o->replace_ok = 1;
@@ -299,6 +294,11 @@ int mpmap_output_decide(mpmap_output *o, int force, int resume, const char *fing
         *state = MPMAP_OUTPUT_RESUME;
         return 0;
     }
+    if (resume && have_keyed) {
+        o->replace_ok = 1;
+        *state = MPMAP_OUTPUT_RESUME;
+        return 0;
+    }
     if (resume && have_out) {
         char *stored = NULL;
         int rc = read_fingerprint(o->path, &stored);
@@ -310,8 +310,8 @@ int mpmap_output_decide(mpmap_output *o, int force, int resume, const char *fing
                         "--force to overwrite it)",
                         o->path);
         char why[256];
-        int differ = mpmap_output_fingerprint_diff(stored, strlen(stored), fingerprint,
-                                                   !complete, why, sizeof why);
+        int differ = mpmap_output_fingerprint_diff(stored, strlen(stored), fingerprint, !complete,
+                                                   why, sizeof why);
         free(stored);
         if (differ)
             return fail(err, errlen, MPMAP_EINVAL,
@@ -328,18 +328,18 @@ int mpmap_output_decide(mpmap_output *o, int force, int resume, const char *fing
         return fail(err, errlen, MPMAP_EIO,
                     "output '%s' exists (use --force to overwrite or --resume to continue)",
                     o->path);
-    if (have_ckpt)
+    if (have_ckpt || have_keyed)
         return fail(err, errlen, MPMAP_EINVAL,
                     "a checkpoint '%s' of an interrupted run exists (use --resume to continue it "
                     "or --force to start over)",
-                    o->checkpoint);
+                    have_ckpt ? o->checkpoint : keyed);
     return 0;
 }
 
 /* ---- create, commit, abort ------------------------------------------------------ */
 
-void mpmap_output_describe_failure(const char *path, int sys_errno, const char *detail,
-                                   char *buf, size_t len)
+void mpmap_output_describe_failure(const char *path, int sys_errno, const char *detail, char *buf,
+                                   size_t len)
 {
     if (sys_errno == ENOSPC)
         fail(buf, len, 0, "no space left on device while writing '%s'", path);

@@ -10,11 +10,16 @@ be bitwise identical for -n 1, 2, 3, every schedule and several
 --task-bytes (tasks then cut words and whitespace runs at many places).
 Also: --fold-case, bad input (one line, exit 2, no file), the memory budget
 (tables over it spill to disk and give the same bytes; an unwritable spill
-directory is exit 1 naming it).
+directory is exit 1 naming it), and the count's checkpoint: interrupted by
+SIGTERM under -n 3, refused without --resume or with other settings, shown
+by mpmap-status, resumed on -n 2 to the uninterrupted run's bytes.
 """
 import collections
+import json
 import os
 import random
+import re
+import subprocess
 import sys
 import unittest
 
@@ -209,6 +214,79 @@ class WordCountTest(harness.TempDirCase):
         self.assertEqual(a["/word"].tolist(), b["/word"].tolist())
         self.assertEqual(a.attrs["total"], b.attrs["total"])
         self.assertEqual(os.listdir(spill), [])
+
+    def status(self, out, *flags):
+        """mpmap-status OUT [flags] -> (exit code, stdout)."""
+        tool = os.environ.get("MPMAP_STATUS_TOOL") or os.path.join(
+            harness.apps_dir(), "..", "tools", "mpmap-status")
+        proc = subprocess.run([tool, out] + list(flags), capture_output=True, text=True,
+                              timeout=30)
+        return proc.returncode, proc.stdout
+
+    def test_interrupted_count_resumes_on_other_ranks(self):
+        """SIGTERM mid-count under -n 3 (the rank that counts its 6th task
+        sends it to itself: MPMAP_TEST_SIGTERM_AFTER, so the count is
+        interrupted at a known point, not before it starts): exit 3 and the
+        count's checkpoint saved. A fresh run is then refused, a resume with
+        another --task-bytes too (exit 2, one line naming it, nothing
+        touched); mpmap-status tells how far the count got; --resume on -n 2
+        counts the rest and writes the uninterrupted run's bytes."""
+        common = ["--input", self.corpus_dir, "--task-bytes", "16384", "--schedule",
+                  "dynamic", "--quiet"]
+        ref = self.path("ref.h5")
+        code, _, stderr = harness.run_app(APP, 2, common + ["--output", ref], timeout=300)
+        self.assertEqual(code, 0, stderr)
+        out = self.path("wc.h5")
+        kckpt = out + ".kckpt"
+        env = harness.mpi_env({"MPMAP_TEST_SIGTERM_AFTER": "6"})
+        code, _, stderr = harness.run_app(APP, 3, common + ["--output", out], env=env,
+                                          timeout=300)
+        self.assertEqual(code, harness.EXIT_INTERRUPTED, stderr)
+        line = harness.assert_one_line_error(self, APP, stderr, "interrupted while counting",
+                                             kckpt, "--resume")
+        done, total = map(int, re.search(r"(\d+)/(\d+) count tasks done", line).groups())
+        self.assertTrue(6 <= done < total, line)
+        self.assertTrue(os.path.exists(kckpt))
+        self.assertTrue(os.path.exists(kckpt + ".leg0.rank2"))
+        self.assertFalse(os.path.exists(out))
+        saved = {f: harness.file_bytes(os.path.join(self.tmp, f))
+                 for f in os.listdir(self.tmp) if f.startswith("wc.h5.kckpt")}
+
+        code, text = self.status(out)
+        self.assertEqual(code, 0, text)
+        self.assertIn(f"interrupted in its keyed stage (before the output's tasks): "
+                      f"{done}/{total} tasks done", text)
+        code, text = self.status(out, "--json")
+        view = json.loads(text)
+        self.assertEqual((view["state"], view["stage"], view["tasks_done"], view["tasks_total"]),
+                         ("interrupted", "keyed", done, total))
+
+        code, _, stderr = harness.run_app(APP, 2, common + ["--output", out], timeout=120)
+        self.assertEqual(code, harness.EXIT_USAGE, stderr)
+        harness.assert_one_line_error(self, APP, stderr, kckpt, "--resume", "--force")
+        other = [a if a != "16384" else "8192" for a in common]
+        code, _, stderr = harness.run_app(APP, 2, other + ["--output", out, "--resume"],
+                                          timeout=120)
+        self.assertEqual(code, harness.EXIT_USAGE, stderr)
+        harness.assert_one_line_error(self, APP, stderr, "--resume", "different run",
+                                      "--task-bytes: was 16384, now 8192", "--force")
+        self.assertEqual({f: harness.file_bytes(os.path.join(self.tmp, f)) for f in saved},
+                         saved)
+
+        code, _, stderr = harness.run_app(APP, 2, common + ["--output", out, "--resume"],
+                                          timeout=300)
+        self.assertEqual(code, 0, stderr)
+        a, b = harness.read_h5(ref), harness.read_h5(out)
+        self.assertTrue(harness.same_bits(a["/count"], b["/count"]))
+        self.assertEqual(a["/word"].tolist(), b["/word"].tolist())
+        self.assertEqual(a.attrs["total"], b.attrs["total"])
+        self.assertEqual(b.attrs["count_tasks"], total)
+        self.assertEqual(b.attrs["count_tasks_restored"], done)
+        self.assertEqual(a.attrs["count_tasks_restored"], 0)
+        self.assertEqual([f for f in os.listdir(self.tmp) if ".kckpt" in f], [])
+        code, text = self.status(out)
+        self.assertEqual(code, 0, text)
+        self.assertIn(f"complete: {len(b['/count'])} tasks (0 failed), word_count", text)
 
     def test_unwritable_spill_dir_fails_cleanly(self):
         out = self.path("wc.h5")

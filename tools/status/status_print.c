@@ -89,6 +89,11 @@ void status_print_text(FILE *f, const status_view *v)
         if (v->total < 0)
             fprintf(f, "%s: interrupted before any task was saved; rerun with --resume\n",
                     v->output);
+        else if (v->keyed)
+            fprintf(f,
+                    "%s: interrupted in its keyed stage (before the output's tasks): %lld/%lld "
+                    "tasks done (%.1f%%); rerun with --resume\n",
+                    v->output, (long long)v->done, (long long)v->total, percent(v->done, v->total));
         else
             fprintf(f,
                     "%s: interrupted: %lld/%lld tasks done (%.1f%%), %lld failed; rerun with "
@@ -208,6 +213,7 @@ void status_print_json(FILE *f, const status_view *v)
     if (v->state == STATUS_INTERRUPTED) {
         fprintf(f, ",\"damaged_bytes\":%lld,\"older_result_kept\":%s", (long long)v->discarded,
                 v->result_too ? "true" : "false");
+        fprintf(f, ",\"stage\":\"%s\"", v->keyed ? "keyed" : "tasks");
     }
     if (v->state == STATUS_COMPLETE) {
         json_number(f, "wall_time", v->wall_time);

@@ -9,6 +9,7 @@
 #include "status_tool.h"
 
 #include "checkpoint_inspect.h"
+#include "keyed_internal.h"
 #include "mpmap.h"
 
 #include <hdf5.h>
@@ -336,6 +337,18 @@ static void probe_checkpoint(const char *output, const char *ckpt, status_view *
     v->result_too = exists(output);
 }
 
+/* A keyed stage's manifest (mpmap_keyed.h): its completed tasks of all. */
+static void probe_keyed(const char *output, const char *kckpt, status_view *v)
+{
+    int leg;
+    if (mpmap__kckpt_inspect(kckpt, &v->total, &v->done, &leg, v->message, sizeof v->message) != 0)
+        return;
+    v->state = STATUS_INTERRUPTED;
+    v->keyed = true;
+    v->failed = 0;
+    v->result_too = exists(output);
+}
+
 /* ---- a live run ------------------------------------------------------------------ */
 
 /* Where flock is not supported (some parallel file systems) the lock says
@@ -402,8 +415,12 @@ void status_probe(const char *output, status_view *v)
     reset(v, output); /* what a stale OUT.status said does not count */
     char ckpt[4200];
     path_with(ckpt, sizeof ckpt, output, ".ckpt");
+    char kckpt[4200];
+    path_with(kckpt, sizeof kckpt, output, ".kckpt");
     if (exists(ckpt))
         probe_checkpoint(output, ckpt, v);
+    else if (exists(kckpt))
+        probe_keyed(output, kckpt, v);
     else if (exists(output))
         probe_complete(output, v);
     else

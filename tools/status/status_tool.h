@@ -4,6 +4,8 @@
  *
  *   OUT.lock    held (flock) by a live run   -> OUT.status says how far it is
  *   OUT.ckpt    left by an interrupted run   -> what a resume would restore
+ *   OUT.kckpt   left by a keyed stage (word_count's count) interrupted
+ *               before the run                -> its completed tasks
  *   OUT         a complete result            -> its task count (attributes)
  *
  *   status_probe.c  looks at the files and fills a status_view
@@ -56,6 +58,7 @@ typedef struct status_view {
     int64_t total, done, restored, failed;
 
     /* interrupted */
+    bool keyed;        /* in a keyed stage before the run (OUT.kckpt) */
     int64_t discarded; /* bytes a resume drops from a damaged tail */
     bool result_too;   /* an older complete OUT stays until the resume commits */
 
