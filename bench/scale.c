@@ -26,6 +26,11 @@
  * sleeps overshoot their request by tens of microseconds on a loaded
  * machine) and the 1-minute load average when the run started.
  *
+ * MPMAP_DISPATCH=flat|nodes and MPMAP_NODE_SIZE=k (read by the library)
+ * choose the dispatch; each JSON line names them ("dispatch", "node_size").
+ * Under nodes dispatch the sub-managers compute nothing, and efficiency
+ * still counts all P ranks in the ideal.
+ *
  * With SCALE_TRACE=PREFIX rank 0 writes PREFIX.KIND.SCHEDULE.P.REP.csv per
  * run: one line per piece of results (rank,begin,end,start,finish).
  *
@@ -49,19 +54,19 @@
 
 typedef struct scale_case {
     char kind[16];
-    double mean;       /* seconds per task; 0 for empty */
+    double mean; /* seconds per task; 0 for empty */
     int pareto;
-    int64_t ntasks;    /* for empty */
+    int64_t ntasks; /* for empty */
     mpmap_schedule schedule;
     int64_t chunk;
-    int pure;          /* ":pure": rank 0 only manages (manager_computes = 0) */
+    int pure; /* ":pure": rank 0 only manages (manager_computes = 0) */
 } scale_case;
 
 typedef struct scale_ctx {
     const scale_case *c;
-    FILE *trace;       /* rank 0, optional (SCALE_TRACE=FILE): one line per piece */
-    double slept;      /* this rank: seconds actually spent in task sleeps */
-    int64_t tasks;     /* this rank: tasks run */
+    FILE *trace;   /* rank 0, optional (SCALE_TRACE=FILE): one line per piece */
+    double slept;  /* this rank: seconds actually spent in task sleeps */
+    int64_t tasks; /* this rank: tasks run */
 } scale_ctx;
 
 /* Seconds task t sleeps (same on every rank). */
@@ -270,22 +275,27 @@ int main(int argc, char **argv)
             if (rank == 0) {
                 if (rc != 0 || ran != n) {
                     fprintf(stderr, "scale: %s on %d ranks: %s (%s), %lld/%lld tasks\n", argv[a],
-                            size, mpmap_strerror(rc), report.message, (long long)ran,
-                            (long long)n);
+                            size, mpmap_strerror(rc), report.message, (long long)ran, (long long)n);
                     status = 1;
                     continue;
                 }
                 double wall = report.wall_time > 0 ? report.wall_time : 1e-9;
                 double ideal = c.mean > 0 ? fmax(sum / size, largest) : 0;
-                printf("{\"kind\": \"%s\", \"schedule\": \"%s\", \"chunk\": %lld, \"ranks\": %d, "
-                       "\"rep\": %d, \"tasks\": %lld, \"chunks\": %lld, \"wall_time\": %.9g, "
-                       "\"work\": %.9g, \"max_task\": %.9g, \"ideal\": %.9g, "
-                       "\"efficiency\": %.6g, \"pure\": %d, \"chunks_per_s\": %.6g, \"slept\": %.9g, "
-                       "\"rank0_slept\": %.9g, \"overshoot_per_task\": %.6g, \"load1\": %.2f}\n",
-                       c.kind, mpmap_schedule_name(c.schedule), (long long)c.chunk, size, rep,
-                       (long long)n, (long long)report.chunks, report.wall_time, sum, largest,
-                       ideal, c.mean > 0 ? ideal / wall : 0, c.pure, (double)report.chunks / wall, slept,
-                       rank0_slept, c.mean > 0 ? (slept - sum) / (double)n : 0, load);
+                /* MPMAP_DISPATCH / MPMAP_NODE_SIZE, as the library reads them */
+                const char *dispatch = getenv("MPMAP_DISPATCH");
+                const char *node_size = getenv("MPMAP_NODE_SIZE");
+                printf(
+                    "{\"kind\": \"%s\", \"schedule\": \"%s\", \"chunk\": %lld, \"ranks\": %d, "
+                    "\"rep\": %d, \"tasks\": %lld, \"chunks\": %lld, \"wall_time\": %.9g, "
+                    "\"work\": %.9g, \"max_task\": %.9g, \"ideal\": %.9g, "
+                    "\"efficiency\": %.6g, \"pure\": %d, \"chunks_per_s\": %.6g, \"slept\": %.9g, "
+                    "\"rank0_slept\": %.9g, \"overshoot_per_task\": %.6g, \"load1\": %.2f, "
+                    "\"dispatch\": \"%s\", \"node_size\": %d}\n",
+                    c.kind, mpmap_schedule_name(c.schedule), (long long)c.chunk, size, rep,
+                    (long long)n, (long long)report.chunks, report.wall_time, sum, largest, ideal,
+                    c.mean > 0 ? ideal / wall : 0, c.pure, (double)report.chunks / wall, slept,
+                    rank0_slept, c.mean > 0 ? (slept - sum) / (double)n : 0, load,
+                    dispatch && *dispatch ? dispatch : "auto", node_size ? atoi(node_size) : 0);
                 fflush(stdout);
             }
         }

@@ -26,7 +26,11 @@ What it models, port of the C code:
   same manager loop as today's rank 0 (computes in slices, or pure with
   `sub_pure`) on its node's pool and asks the top for more when its pool
   holds less than `refill` x (its ranks) tasks; node-internal messages take
-  `L_node`.
+  `L_node`. With `fwd_batch` > 0 the sub-manager also passes every piece of
+  results on to the top, in one message per `fwd_batch` seconds, and the
+  top pays `c_msg` per message plus `c_entry` per piece (ordered delivery,
+  trace, checkpoint), as the library's node dispatch does
+  (src/core/submanager.c); design "b:as-built".
 
 Wall time = simulated makespan + `T0` (start-up/teardown collectives).
 Efficiency = max(sum of task costs / P, largest task) / wall time.
@@ -163,6 +167,8 @@ class Params:
         self.poll_per_worker = 0  # with batch 0: a poll stops after this many messages per
                                   # worker (+1) (0 = never); manager_poll uses 4
         self.refill = 2.0       # hierarchy: sub-manager asks the top when its pool < refill x ranks x C
+        self.fwd_batch = 0.0    # hierarchy: results go on to the top every fwd_batch s (0 = never)
+        self.c_entry = 0.0      # top CPU per forwarded piece of results
         self.__dict__.update(kw)
         if self.L_node is None:
             self.L_node = self.L
@@ -231,6 +237,7 @@ class Manager:
         self.top_stopped = parent is None
         self.top_requests = 0
         self.node_ranks = len(workers) + (1 if computes else 0)
+        self.fwd_pending = 0         # pieces of results not yet passed on to the top
 
     # -- the pool (one scheduler, or node chunks from the top) --
     def next_chunk(self, slot):
@@ -496,6 +503,10 @@ class Sim:
             m.maybe_refill(t)
             return t
         if kind == "CMP":
+            if m.parent is not None and self.p.fwd_batch > 0:
+                m.fwd_pending += 1
+                if m.fwd_pending == 1:
+                    self.at(t + self.p.fwd_batch, self.forward, m)
             m.open[src] -= 1
             half = 0.5 * (finish - start)
             tg = 0.8 * m.slice_target + 0.2 * half
@@ -514,8 +525,16 @@ class Sim:
             self.assign(m, src, t)
         return t
 
+    def forward(self, t, m):
+        """A sub-manager passes the pieces it holds on to the top."""
+        if m.fwd_pending:
+            n, m.fwd_pending = m.fwd_pending, 0
+            self.send(self.top, t + self.p.L, ("FWD", m.id, n, None, 0.0, 0.0))
+
     def top_handle(self, msg, t):
         kind, src, _, _, _, _ = msg
+        if kind == "FWD":
+            return t + msg[2] * self.p.c_entry
         top = self.top
         rng = top.sched.next_chunk(0)
         t += self.p.c_send
@@ -597,7 +616,9 @@ class Sim:
                 m.finished_at = t
                 m.state = "done"
                 if m.parent is not None:
-                    self.at(t, lambda tt, mm: self.top_done(mm, tt), m)
+                    self.forward(t, m)
+                    self.at(t + (self.p.L if self.p.fwd_batch > 0 else 0.0),
+                            lambda tt, mm: self.top_done(mm, tt), m)
                 return
             m.state = "idle"
             if handled:
@@ -616,7 +637,8 @@ class Sim:
 
     def top_done(self, m, t):
         top = self.top
-        if top.state == "idle" and all(s.finished_at is not None for s in top.subs.values()):
+        if (top.state == "idle" and not top.inbox and not top.pulled
+                and all(s.finished_at is not None for s in top.subs.values())):
             top.finished_at = t
             top.state = "done"
 
@@ -767,6 +789,12 @@ DESIGNS = {
     "a:pure-manager": ({"pure": True}, {}),
     "b:node-submanagers-64": ({"nodes_of": 64}, {}),
     "b:node-submanagers-64-pure": ({"nodes_of": 64, "sub_pure": True}, {}),
+    # node dispatch as built: the fixed probe loop everywhere, pure
+    # sub-managers that pass every piece of results on to rank 0 in batches
+    # of 2 ms (BATCH_SECONDS in submanager.c), 0.4 us of rank 0 per piece
+    "b:as-built": ({"nodes_of": 64, "sub_pure": True},
+                   {"batch": 0, "poll_max": 0.05, "poll_per_worker": 4, "c_miss": 2 * 1.57e-6,
+                    "fwd_batch": 0.002, "c_entry": 0.4e-6}),
 }
 
 

@@ -145,8 +145,8 @@ typedef int (*mpmap_map_fn)(int64_t begin, int64_t end, void *records, mpmap_tas
  * NULL when every task in the range succeeded, else one code per task (0 =
  * ok). A non-zero return stops the run with MPMAP_ECALLBACK.
  */
-typedef int (*mpmap_sink_fn)(int64_t begin, int64_t end, const void *records,
-                             const int32_t *status, void *context);
+typedef int (*mpmap_sink_fn)(int64_t begin, int64_t end, const void *records, const int32_t *status,
+                             void *context);
 
 /* Element-wise reduction over the records of all successful tasks. */
 typedef enum mpmap_reduce_op {
@@ -175,37 +175,37 @@ typedef int (*mpmap_trace_fn)(const mpmap_trace_entry *entry, void *context);
 
 /* Progress reports from rank 0 while the run goes on. */
 typedef struct mpmap_progress_info {
-    int64_t done;      /* tasks done, restored ones included */
-    int64_t total;     /* ntasks */
-    int64_t restored;  /* tasks taken from the checkpoint */
-    double elapsed;    /* seconds since the run started */
-    double rate;       /* tasks per second computed in this run */
-    double eta;        /* seconds left at that rate, or -1 when unknown */
+    int64_t done;     /* tasks done, restored ones included */
+    int64_t total;    /* ntasks */
+    int64_t restored; /* tasks taken from the checkpoint */
+    double elapsed;   /* seconds since the run started */
+    double rate;      /* tasks per second computed in this run */
+    double eta;       /* seconds left at that rate, or -1 when unknown */
 } mpmap_progress_info;
 
 typedef void (*mpmap_progress_fn)(const mpmap_progress_info *info, void *context);
 
 /* The work. Fields marked "rank 0" are only read on rank 0. */
 typedef struct mpmap_job {
-    int64_t ntasks;      /* number of tasks, >= 0 */
-    size_t record_size;  /* bytes per task record; 0 when tasks return nothing */
-    mpmap_map_fn map;    /* required, on every rank */
-    void *context;       /* passed to every callback */
+    int64_t ntasks;     /* number of tasks, >= 0 */
+    size_t record_size; /* bytes per task record; 0 when tasks return nothing */
+    mpmap_map_fn map;   /* required, on every rank */
+    void *context;      /* passed to every callback */
 
-    mpmap_sink_fn sink;  /* rank 0, optional: streamed ordered records */
-    void *results;       /* rank 0, optional: ntasks * record_size bytes, filled in order */
-    int32_t *status;     /* rank 0, optional: ntasks codes (0 = ok), filled in order */
+    mpmap_sink_fn sink; /* rank 0, optional: streamed ordered records */
+    void *results;      /* rank 0, optional: ntasks * record_size bytes, filled in order */
+    int32_t *status;    /* rank 0, optional: ntasks codes (0 = ok), filled in order */
 
-    mpmap_reduce_op reduce_op;     /* element-wise over records, in task order on rank 0 */
-    mpmap_datatype reduce_type;    /* element type for SUM/MIN/MAX */
-    mpmap_reduce_fn reduce_fn;     /* for MPMAP_REDUCE_USER */
-    void *reduction;               /* record_size bytes: in = initial value (USER only),
-                                      out = result; filled on every rank */
+    mpmap_reduce_op reduce_op;  /* element-wise over records, in task order on rank 0 */
+    mpmap_datatype reduce_type; /* element type for SUM/MIN/MAX */
+    mpmap_reduce_fn reduce_fn;  /* for MPMAP_REDUCE_USER */
+    void *reduction;            /* record_size bytes: in = initial value (USER only),
+                                   out = result; filled on every rank */
 
-    mpmap_trace_fn trace;          /* rank 0, optional: one call per chunk */
+    mpmap_trace_fn trace; /* rank 0, optional: one call per chunk */
     /* rank 0, optional: told of each failed task under MPMAP_ON_ERROR_CONTINUE */
     void (*task_failed)(const mpmap_task_error *err, void *context);
-    mpmap_progress_fn progress;    /* rank 0, optional: every config.progress_interval s */
+    mpmap_progress_fn progress; /* rank 0, optional: every config.progress_interval s */
     /* rank 0, optional: told once, before any work, of something the user
      * should know that is not an error: a resumed checkpoint damaged or torn
      * part-way ("checkpoint 'X' is damaged after 272 of 564 tasks (byte
@@ -223,14 +223,22 @@ typedef struct mpmap_job {
     void (*stopping)(int status, void *context);
 } mpmap_job;
 
+/* How chunks travel from rank 0 to the ranks (mpmap_config.dispatch). */
+typedef enum mpmap_dispatch {
+    MPMAP_DISPATCH_AUTO = 0, /* the library picks (today: flat) */
+    MPMAP_DISPATCH_FLAT,     /* rank 0 serves every rank directly */
+    MPMAP_DISPATCH_NODES     /* one sub-manager per node (other than rank 0's) relays
+                                chunks and results for the ranks of its node */
+} mpmap_dispatch;
+
 /* How to run it. Start from mpmap_config_init and change what you need. */
 typedef struct mpmap_config {
-    mpmap_schedule schedule;    /* default MPMAP_SCHEDULE_GUIDED */
-    int64_t chunk;              /* minimum (guided, factoring) or fixed (dynamic) chunk; default 1 */
-    int64_t max_chunk;          /* upper bound on a chunk; 0 = auto (about 4 MiB of records) */
-    int prefetch;               /* chunks a worker holds so it never waits; default 2 */
-    int manager_computes;       /* rank 0 runs tasks between hand-outs; default 1 */
-    mpmap_on_error on_error;    /* default MPMAP_ON_ERROR_STOP */
+    mpmap_schedule schedule; /* default MPMAP_SCHEDULE_GUIDED */
+    int64_t chunk;           /* minimum (guided, factoring) or fixed (dynamic) chunk; default 1 */
+    int64_t max_chunk;       /* upper bound on a chunk; 0 = auto (about 4 MiB of records) */
+    int prefetch;            /* chunks a worker holds so it never waits; default 2 */
+    int manager_computes;    /* rank 0 runs tasks between hand-outs; default 1 */
+    mpmap_on_error on_error; /* default MPMAP_ON_ERROR_STOP */
 
     /* Checkpointing: completed chunks are appended to this file as they
      * arrive and synced at least every checkpoint_interval seconds. NULL =
@@ -250,7 +258,15 @@ typedef struct mpmap_config {
      * Point it at a flag set by your SIGTERM/SIGINT handler. */
     const volatile sig_atomic_t *interrupt;
 
-    double progress_interval;   /* seconds between job.progress calls; default 1 */
+    double progress_interval; /* seconds between job.progress calls; default 1 */
+
+    /* Default MPMAP_DISPATCH_AUTO. The environment variable
+     * MPMAP_DISPATCH=flat|nodes on rank 0 overrides it. With NODES, the
+     * lowest rank of each node other than rank 0's computes nothing and
+     * serves its node; nodes are MPI's shared-memory groups, or, for tests
+     * on one machine, MPMAP_NODE_SIZE=k groups consecutive ranks into fake
+     * nodes of k. Results are the same bits either way. */
+    mpmap_dispatch dispatch;
 } mpmap_config;
 
 void mpmap_config_init(mpmap_config *config);
@@ -272,18 +288,18 @@ int mpmap_fingerprint_diff(const char *was, size_t was_len, const char *now, int
 
 /* What happened, on every rank. */
 typedef struct mpmap_report {
-    int status;                      /* same as mpmap_run's return */
+    int status; /* same as mpmap_run's return */
     int64_t tasks_total;
-    int64_t tasks_done;              /* restored + computed in this run */
-    int64_t tasks_restored;          /* taken from the checkpoint */
-    int64_t tasks_failed;            /* status != 0 (MPMAP_ON_ERROR_CONTINUE) */
-    int64_t chunks;                  /* chunks handed out in this run */
-    int64_t failed_task;             /* first failing task, or -1 */
-    double wall_time;                /* seconds in mpmap_run */
-    double start_time;               /* Unix time when the run started */
+    int64_t tasks_done;     /* restored + computed in this run */
+    int64_t tasks_restored; /* taken from the checkpoint */
+    int64_t tasks_failed;   /* status != 0 (MPMAP_ON_ERROR_CONTINUE) */
+    int64_t chunks;         /* chunks handed out in this run */
+    int64_t failed_task;    /* first failing task, or -1 */
+    double wall_time;       /* seconds in mpmap_run */
+    double start_time;      /* Unix time when the run started */
     int ranks;
-    char schedule[16];               /* the schedule that ran: for auto, the one it
-                                        picked ("" if the run never started) */
+    char schedule[16];                    /* the schedule that ran: for auto, the one
+                                             it picked ("" if the run never started) */
     char message[MPMAP_MESSAGE_MAX + 64]; /* e.g. "task 17 failed: ..." or "" */
 } mpmap_report;
 

@@ -79,11 +79,12 @@ typedef struct mpmap_app_field {
     int rank; /* 0: one number per task */
     int64_t shape[MPMAP_APP_MAX_DIMS];
     const char *dims[MPMAP_APP_MAX_DIMS]; /* axis names; a coordinate of the same
-                                               name is used, else 0..n-1 is written */
+                                             name is used, else 0..n-1 is written */
     const char *units;                    /* CF attributes, optional */
     const char *long_name;
-    bool keep; /* rank 0 keeps the whole field in memory
-                                               for the summary: mpmap_app_field_data */
+    /* rank 0 keeps the whole field in memory for the summary:
+     * mpmap_app_field_data */
+    bool keep;
 } mpmap_app_field;
 
 /* A 1-D coordinate: the task axis (named problem.task_dim) or a field's axis. */

@@ -112,8 +112,8 @@ typedef struct mpmap_keyed_job {
     mpmap_datatype type;  /* element type for SUM/MIN/MAX */
     mpmap_reduce_fn fold; /* USER: fold(value, accumulator, context) */
     int fold_commutative; /* USER: the fold is associative and commutative
-                                   (bitwise), so a rank may combine any values of a
-                                   key at once; otherwise per-task partials are kept */
+                             (bitwise), so a rank may combine any values of a
+                             key at once; otherwise per-task partials are kept */
 
     size_t budget;         /* bytes of a rank's tables; 0 = MPMAP_KEYED_BUDGET_DEFAULT */
     size_t round_bytes;    /* bytes a rank sends per shuffle round; 0 = default */

@@ -21,9 +21,9 @@ mpmap_require_packages() {
 MPMAP_BUILD_PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools libcmocka-dev librandom123-dev)
 # What the test suite needs on top: Python checks of the output files, the fuzzer,
-# the SLURM cluster the batch scripts run on (scripts/slurm-local.sh).
+# the format check, the SLURM cluster the batch scripts run on (scripts/slurm-local.sh).
 MPMAP_TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf python3-matplotlib
-  clang libclang-rt-14-dev time slurm-wlm munge)
+  clang libclang-rt-14-dev clang-format time slurm-wlm munge)
 
 # Open MPI refuses to run as root and to place more ranks than cores unless
 # told; a workstation user running the quick start wants both to just work.

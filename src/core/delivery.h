@@ -30,18 +30,18 @@ typedef struct mpmap__held_piece {
 typedef struct mpmap__delivery {
     const mpmap_job *job;
     size_t record_size;
-    mpmap_ckpt *ckpt;               /* NULL: no checkpoint */
-    const mpmap_range *restored;    /* owned by ckpt */
+    mpmap_ckpt *ckpt;            /* NULL: no checkpoint */
+    const mpmap_range *restored; /* owned by ckpt */
     size_t nrestored, next_restored;
-    int64_t next_deliver;           /* every task before it was delivered */
-    mpmap__held_piece *held;        /* arrived early, waiting for their turn */
+    int64_t next_deliver;    /* every task before it was delivered */
+    mpmap__held_piece *held; /* arrived early, waiting for their turn */
     size_t nheld, held_capacity;
-    char *reduction;                /* record_size bytes (+1) */
-    bool sink_off;                  /* the sink is not called any more */
+    char *reduction; /* record_size bytes (+1) */
+    bool sink_off;   /* the sink is not called any more */
     /* counts, read by the manager */
-    int64_t computed;               /* tasks accepted in this run */
-    int64_t restored_tasks;         /* tasks in the restored ranges */
-    int64_t failed;                 /* delivered tasks with status != 0 */
+    int64_t computed;       /* tasks accepted in this run */
+    int64_t restored_tasks; /* tasks in the restored ranges */
+    int64_t failed;         /* delivered tasks with status != 0 */
 } mpmap__delivery;
 
 /*

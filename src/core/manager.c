@@ -5,8 +5,14 @@
  * serves worker messages between slices. The manager is finished when every
  * worker was told STOP and every chunk it handed out came back COMPLETE, so
  * no message is ever left unmatched.
+ *
+ * Under node dispatch (topology.h) some of rank 0's workers are
+ * sub-managers: a chunk for one covers all the scheduler slots of its node,
+ * and its RESULT messages are batches of entries (protocol.h).
  */
 #include "core/manager.h"
+
+#include "core/manager_state.h"
 
 #include "core/chunk_cost.h"
 #include "core/delivery.h"
@@ -19,12 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Target length of one time slice of work between polls. Rank 0's own
- * slices follow how long workers take per piece (they must never run dry
- * while rank 0 computes), within these bounds. */
-#define MANAGER_SLICE_MAX 0.002
-#define MANAGER_SLICE_MIN 0.00002
-#define MANAGER_SLICE_START 0.0001
 /* Bounds of one manager_poll while messages keep arriving; then rank 0
  * checks interrupts and checkpoints and runs its own slice.
  * Messages: a worker has at most a few messages outstanding (its requests,
@@ -45,48 +45,10 @@
  * tiny tasks that extra probe would be paid once per own (tiny) chunk. */
 #define MANAGER_POLL_AGAIN_SLICE 0.00005
 
-/* Rank 0's own chunk, computed in slices between serving the workers. */
-typedef struct own_chunk {
-    mpmap_range *ranges;
-    size_t count, index;   /* ranges of the chunk; the one being computed */
-    int64_t pos;           /* next task to compute */
-    char *buffer;
-    int32_t *status;       /* NULL while every task succeeded */
-    int64_t room;          /* tasks the buffer holds */
-    double start;          /* when the unflushed part of the range started */
-    int64_t flushed;       /* tasks of the current range before this are delivered */
-    int64_t slice_len;
-    double slice_target;   /* seconds; see MANAGER_SLICE_* */
-    double last_slice;     /* seconds the last slice took */
-    bool exhausted;        /* the scheduler has nothing more for rank 0 */
-} own_chunk;
+/* Whether rank w gets its chunks from rank 0. */
+static bool served_here(const mpmap__manager *m, int w) { return m->topo->boss[w] == 0; }
 
-struct mpmap__manager {
-    mpmap__run *r;
-    int workers;           /* remote workers: ranks 1..size-1 */
-    int sched_workers;     /* P as the scheduler sees it */
-    bool computes;         /* rank 0 takes chunks too */
-    mpmap__scheduler sched;
-    mpmap_range *pending;  /* real ranges still to compute (virtual space) */
-    int64_t *offsets;
-    size_t npending;
-    bool *stopped;         /* worker was told STOP (or to cancel) */
-    int64_t *open_chunks;  /* chunks handed to a worker, not yet COMPLETE */
-    bool *deferred;        /* a request made ahead, answered once that worker is idle */
-    mpmap__chunk_cost *costs; /* per rank: feedback for adaptive schedules */
-    mpmap__sends sends;
-    mpmap__delivery delivery;
-    own_chunk own;
-    /* outcome */
-    int stopping;          /* 0 or the MPMAP_E* the run will return */
-    bool cancel_sent;
-    int64_t failed_task;
-    char message[MPMAP_MESSAGE_MAX + 64];
-    int64_t chunks;
-    double last_sync, last_progress;
-};
-
-static void manager_stop(mpmap__manager *m, int code, int64_t task, const char *message)
+void mpmap__manager_stop(mpmap__manager *m, int code, int64_t task, const char *message)
 {
     if (m->stopping == 0) {
         m->stopping = code;
@@ -100,7 +62,9 @@ static void manager_stop(mpmap__manager *m, int code, int64_t task, const char *
     }
     if (!m->cancel_sent) {
         m->cancel_sent = true;
-        for (int w = 1; w <= m->workers; w++) {
+        for (int w = 1; w < m->r->size; w++) {
+            if (!served_here(m, w))
+                continue;
             m->stopped[w] = true; /* no chunk goes out any more */
             mpmap__signal_post(&m->sends, w, MPMAP__TAG_CANCEL, m->r->comm);
         }
@@ -111,32 +75,32 @@ static void manager_stop(mpmap__manager *m, int code, int64_t task, const char *
 static void stop_on_failure(mpmap__manager *m, int rc, const char *message)
 {
     if (rc != MPMAP_OK)
-        manager_stop(m, rc, -1, message);
+        mpmap__manager_stop(m, rc, -1, message);
 }
 
 /* A piece of results has arrived (from any rank, in any order). */
-static void accept_piece(mpmap__manager *m, int64_t begin, int64_t end, const char *records,
-                         const int32_t *status)
+void mpmap__manager_accept(mpmap__manager *m, int64_t begin, int64_t end, const char *records,
+                           const int32_t *status)
 {
     char err[MPMAP_MESSAGE_MAX + 64];
     int rc = mpmap__delivery_accept(&m->delivery, begin, end, records, status, err, sizeof err);
     stop_on_failure(m, rc, err);
 }
 
-static void trace_piece(mpmap__manager *m, int64_t begin, int64_t end, int rank, double start,
-                        double finish)
+void mpmap__manager_trace(mpmap__manager *m, int64_t begin, int64_t end, int rank, double start,
+                          double finish)
 {
     const mpmap_job *job = m->r->job;
     if (!job->trace || end <= begin)
         return;
     mpmap_trace_entry e = { begin, end, rank, start, finish };
     if (job->trace(&e, job->context) != 0)
-        manager_stop(m, MPMAP_ECALLBACK, -1, "the trace callback failed");
+        mpmap__manager_stop(m, MPMAP_ECALLBACK, -1, "the trace callback failed");
 }
 
 /* Next chunk for scheduler slot `slot`, as real ranges. Returns their count
  * (0 when nothing is left) and stores a malloc'd array in *out. */
-static size_t next_chunk(mpmap__manager *m, int slot, mpmap_range **out)
+size_t mpmap__manager_next_chunk(mpmap__manager *m, int slot, mpmap_range **out)
 {
     *out = NULL;
     if (m->stopping)
@@ -147,7 +111,7 @@ static size_t next_chunk(mpmap__manager *m, int slot, mpmap_range **out)
     size_t n = mpmap__ranges_translate(m->pending, m->offsets, m->npending, vb, ve, NULL, 0);
     mpmap_range *ranges = malloc(n * sizeof *ranges);
     if (!ranges) {
-        manager_stop(m, MPMAP_ENOMEM, -1, "out of memory");
+        mpmap__manager_stop(m, MPMAP_ENOMEM, -1, "out of memory");
         return 0;
     }
     mpmap__ranges_translate(m->pending, m->offsets, m->npending, vb, ve, ranges, n);
@@ -156,24 +120,67 @@ static size_t next_chunk(mpmap__manager *m, int slot, mpmap_range **out)
     return n;
 }
 
-static int slot_of_rank(const mpmap__manager *m, int rank)
-{
-    return m->computes ? rank : rank - 1;
-}
+static int slot_of_rank(const mpmap__manager *m, int rank) { return m->topo->slot_first[rank]; }
 
 /* The rank's chunk is complete at `finish` (its clock): the scheduler hears
- * what it cost before it picks that rank's next chunk. */
-static void chunk_cost_complete(mpmap__manager *m, int rank, double finish)
+ * what it cost before it picks that rank's next chunk. A sub-manager's
+ * cost is its node's: each of its slots hears an equal share of the tasks
+ * and of the compute time (the workers ran in parallel). */
+void mpmap__manager_chunk_done(mpmap__manager *m, int rank, double finish)
 {
-    mpmap__chunk_cost_complete(&m->costs[rank], &m->sched, slot_of_rank(m, rank), finish,
-                               !m->stopping);
+    int k = m->topo->slot_count[rank];
+    mpmap__chunk_cost *c = &m->costs[rank];
+    if (k > 1 && !m->stopping) {
+        for (int i = 1; i < k; i++)
+            mpmap__scheduler_observe(&m->sched, slot_of_rank(m, rank) + i, c->tasks / k,
+                                     c->compute / k, finish - c->last_finish);
+        c->tasks /= k;
+        c->compute /= k;
+    }
+    mpmap__chunk_cost_complete(c, &m->sched, slot_of_rank(m, rank), finish, !m->stopping);
+}
+
+/* The next chunk of every slot of rank w (one for a worker, its node's for
+ * a sub-manager), as real ranges with neighbours merged. Returns their
+ * count (0 when nothing is left) and a malloc'd array in *out. */
+static size_t next_chunks(mpmap__manager *m, int w, mpmap_range **out)
+{
+    int k = m->topo->slot_count[w];
+    size_t n = mpmap__manager_next_chunk(m, slot_of_rank(m, w), out);
+    for (int i = 1; i < k && !m->stopping; i++) {
+        mpmap_range *more;
+        size_t add = mpmap__manager_next_chunk(m, slot_of_rank(m, w) + i, &more);
+        if (add == 0)
+            continue;
+        mpmap_range *all = realloc(*out, (n + add) * sizeof *all);
+        if (!all) {
+            free(more);
+            mpmap__manager_stop(m, MPMAP_ENOMEM, -1, "out of memory");
+            break;
+        }
+        for (size_t j = 0; j < add; j++) {
+            if (n > 0 && all[n - 1].end == more[j].begin)
+                all[n - 1].end = more[j].end;
+            else
+                all[n++] = more[j];
+        }
+        *out = all;
+        free(more);
+    }
+    if (m->stopping) {
+        /* Nothing goes out once the run stops; the chunks taken are dropped. */
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
+    return n;
 }
 
 /* Sends worker w its next chunk, or STOP. */
 static int assign(mpmap__manager *m, int w)
 {
     mpmap_range *ranges;
-    size_t n = next_chunk(m, slot_of_rank(m, w), &ranges);
+    size_t n = next_chunks(m, w, &ranges);
     int64_t *msg = mpmap__assign_encode(ranges, n);
     free(ranges);
     if (!msg)
@@ -196,7 +203,9 @@ static bool pool_nearly_empty(const mpmap__manager *m)
     return mpmap__scheduler_endgame(&m->sched);
 }
 
-static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int source)
+/* One RESULT from `source`: a worker's message, or one entry of a
+ * sub-manager's batch (then h.rank names the rank that computed it). */
+static int handle_entry(mpmap__manager *m, const char *buffer, int bytes, int source, bool relayed)
 {
     size_t rs = (size_t)m->r->params.record_size;
     mpmap__result_header h;
@@ -204,9 +213,9 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
     const int32_t *status;
     if (mpmap__result_decode(buffer, bytes, rs, &h, &records, &status) != MPMAP_OK)
         return MPMAP_EMPI;
-    accept_piece(m, h.begin, h.end, records, status);
-    trace_piece(m, h.begin, h.end, source, h.start, h.finish);
-    if (h.flags & MPMAP__RESULT_COMPLETE) {
+    mpmap__manager_accept(m, h.begin, h.end, records, status);
+    mpmap__manager_trace(m, h.begin, h.end, relayed ? h.rank : source, h.start, h.finish);
+    if ((h.flags & MPMAP__RESULT_COMPLETE) && !relayed) {
         /* Half a worker's piece time: the worker still has its prefetched
          * chunk to run while it waits for this reply. */
         double half = 0.5 * (h.finish - h.start);
@@ -223,13 +232,13 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
     if (h.flags & MPMAP__RESULT_FAILED) {
         char text[MPMAP_MESSAGE_MAX + 64];
         snprintf(text, sizeof text, "task %lld failed: %s", (long long)h.failed_task, h.message);
-        manager_stop(m, MPMAP_ETASK, h.failed_task, text);
+        mpmap__manager_stop(m, MPMAP_ETASK, h.failed_task, text);
     }
     if (h.flags & MPMAP__RESULT_INTERRUPTED)
-        manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
+        mpmap__manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
     mpmap__chunk_cost_add(&m->costs[source], h.end - h.begin, h.finish - h.start);
     if (h.flags & MPMAP__RESULT_COMPLETE) {
-        chunk_cost_complete(m, source, h.finish);
+        mpmap__manager_chunk_done(m, source, h.finish);
         m->open_chunks[source]--;
     }
     if ((h.flags & MPMAP__RESULT_REQUEST) && (h.flags & MPMAP__RESULT_AHEAD) &&
@@ -243,6 +252,24 @@ static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int s
         ((h.flags & MPMAP__RESULT_COMPLETE) && m->deferred[source])) {
         m->deferred[source] = false;
         return assign(m, source);
+    }
+    return MPMAP_OK;
+}
+
+static int handle_result(mpmap__manager *m, const char *buffer, int bytes, int source)
+{
+    if (!mpmap__topology_is_sub(m->topo, source))
+        return handle_entry(m, buffer, bytes, source, false);
+    size_t rs = (size_t)m->r->params.record_size;
+    size_t at = 0;
+    while (at < (size_t)bytes) {
+        size_t size = mpmap__result_entry_size(buffer + at, (size_t)bytes - at, rs);
+        if (size == 0)
+            return MPMAP_EMPI;
+        int rc = handle_entry(m, buffer + at, (int)size, source, true);
+        if (rc != MPMAP_OK)
+            return rc;
+        at += size;
     }
     return MPMAP_OK;
 }
@@ -273,8 +300,8 @@ static int manager_poll(mpmap__manager *m, char **buffer, size_t *capacity, int 
 {
     *handled = 0;
     /* rank 0 runs an own slice right after this poll, and its slices are short */
-    bool quick_return = m->computes && !m->own.exhausted && !m->stopping &&
-                        m->own.last_slice > 0 && m->own.last_slice < MANAGER_POLL_AGAIN_SLICE;
+    bool quick_return = m->computes && !m->own.exhausted && !m->stopping && m->own.last_slice > 0 &&
+                        m->own.last_slice < MANAGER_POLL_AGAIN_SLICE;
     int misses_to_stop = quick_return ? 1 : 2;
     int misses = 0;
     double deadline = 0;
@@ -307,102 +334,6 @@ static int manager_poll(mpmap__manager *m, char **buffer, size_t *capacity, int 
     }
 }
 
-/* ---- rank 0's own work -------------------------------------------------- */
-
-/* Hands rank 0's own results [flushed, upto) of the current range on:
- * at the end of a range, and every flush_interval seconds within a long
- * one, so they reach the checkpoint as soon as a worker's would. */
-static void own_flush(mpmap__manager *m, int64_t upto)
-{
-    own_chunk *o = &m->own;
-    size_t rs = (size_t)m->r->params.record_size;
-    int64_t range_begin = o->ranges[o->index].begin;
-    int64_t from = o->flushed;
-    if (upto > from) {
-        const int32_t *status = o->status ? o->status + (from - range_begin) : NULL;
-        double finish = MPI_Wtime() - m->r->t0;
-        accept_piece(m, from, upto, o->buffer + (size_t)(from - range_begin) * rs, status);
-        trace_piece(m, from, upto, 0, o->start, finish);
-        o->flushed = upto;
-        o->start = finish;
-    }
-}
-
-static int own_start_range(mpmap__manager *m)
-{
-    own_chunk *o = &m->own;
-    size_t rs = (size_t)m->r->params.record_size;
-    mpmap_range rg = o->ranges[o->index];
-    int64_t n = rg.end - rg.begin;
-    if (n > o->room) {
-        free(o->buffer);
-        free(o->status);
-        o->buffer = malloc((size_t)n * rs + 1);
-        o->status = NULL;
-        if (!o->buffer)
-            return MPMAP_ENOMEM;
-        o->room = n;
-    }
-    free(o->status);
-    o->status = NULL;
-    o->pos = rg.begin;
-    o->flushed = rg.begin;
-    o->start = MPI_Wtime() - m->r->t0;
-    return MPMAP_OK;
-}
-
-/* Runs one time slice of rank 0's own work. */
-static int own_slice(mpmap__manager *m)
-{
-    mpmap__run *r = m->r;
-    own_chunk *o = &m->own;
-    size_t rs = (size_t)r->params.record_size;
-    mpmap_range rg = o->ranges[o->index];
-    int64_t len = o->slice_len < rg.end - o->pos ? o->slice_len : rg.end - o->pos;
-    char *out = o->buffer + (size_t)(o->pos - rg.begin) * rs;
-    int64_t from = o->pos;
-    double t = mpmap__now();
-    mpmap_task_error err;
-    int64_t ok = mpmap__run_map(r->job, o->pos, o->pos + len, out, &err);
-    double target = m->workers > 0 ? o->slice_target : MPMAP__WORKER_SLICE_SECONDS;
-    o->last_slice = mpmap__now() - t;
-    o->slice_len = mpmap__next_slice_length(o->slice_len, o->last_slice, target);
-    o->pos += ok;
-    if (ok < len) {
-        if (r->params.on_error == MPMAP_ON_ERROR_STOP) {
-            own_flush(m, o->pos);
-            char text[MPMAP_MESSAGE_MAX + 64];
-            snprintf(text, sizeof text, "task %lld failed: %s", (long long)err.task, err.message);
-            manager_stop(m, MPMAP_ETASK, err.task, text);
-            o->index = o->count;
-            return MPMAP_OK;
-        }
-        if (!o->status) {
-            o->status = calloc((size_t)o->room, sizeof *o->status);
-            if (!o->status)
-                return MPMAP_ENOMEM;
-        }
-        memset(out + (size_t)ok * rs, 0, rs);
-        o->status[o->pos - rg.begin] = err.code;
-        o->pos++;
-        if (r->job->task_failed)
-            r->job->task_failed(&err, r->job->context);
-    }
-    mpmap__chunk_cost_add(&m->costs[0], o->pos - from, o->last_slice);
-    if (o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval)
-        own_flush(m, o->pos);
-    if (o->pos == rg.end) {
-        own_flush(m, rg.end);
-        o->index++;
-        if (o->index < o->count)
-            return own_start_range(m);
-        chunk_cost_complete(m, 0, MPI_Wtime() - r->t0);
-    }
-    return MPMAP_OK;
-}
-
-static bool own_active(const mpmap__manager *m) { return m->own.index < m->own.count; }
-
 /* ---- the loop ----------------------------------------------------------- */
 
 static void progress_report(mpmap__manager *m, double elapsed)
@@ -423,8 +354,8 @@ static void progress_report(mpmap__manager *m, double elapsed)
 
 static bool workers_finished(const mpmap__manager *m)
 {
-    for (int w = 1; w <= m->workers; w++)
-        if (!m->stopped[w] || m->open_chunks[w] > 0)
+    for (int w = 1; w < m->r->size; w++)
+        if (served_here(m, w) && (!m->stopped[w] || m->open_chunks[w] > 0))
             return false;
     return true;
 }
@@ -434,9 +365,16 @@ static int manager_setup(mpmap__manager *m, mpmap__run *r, char *err, size_t err
     const mpmap_config *cfg = r->config;
     size_t rs = (size_t)r->params.record_size;
     m->r = r;
-    m->workers = r->size - 1;
+    m->topo = &r->topo;
+    m->workers = 0;
+    for (int w = 1; w < r->size; w++)
+        m->workers += served_here(m, w);
     m->computes = cfg->manager_computes || r->size == 1;
-    m->sched_workers = m->computes ? r->size : r->size - 1;
+    if (mpmap__topology_number_slots(&r->topo, m->computes) != MPMAP_OK) {
+        snprintf(err, errlen, "out of memory");
+        return MPMAP_ENOMEM;
+    }
+    m->sched_workers = r->topo.slots;
     m->failed_task = -1;
     m->own.slice_len = 1;
     m->own.slice_target = MANAGER_SLICE_START;
@@ -521,8 +459,9 @@ int mpmap__manager_main(mpmap__manager *m)
 
     /* restored ranges at the start of the task range */
     stop_on_failure(m, mpmap__delivery_flush(&m->delivery, err, sizeof err), err);
-    for (int w = 1; w <= m->workers && rc == MPMAP_OK; w++)
-        rc = assign(m, w); /* one each; workers ask for more */
+    for (int w = 1; w < r->size && rc == MPMAP_OK; w++)
+        if (served_here(m, w))
+            rc = assign(m, w); /* one each; workers ask for more */
 
     mpmap__backoff idle = { 0 };
     double start = MPI_Wtime();
@@ -533,7 +472,7 @@ int mpmap__manager_main(mpmap__manager *m)
         if (rc != MPMAP_OK)
             break;
         if (mpmap__interrupted(r))
-            manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
+            mpmap__manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
         double t = MPI_Wtime();
         if (t - m->last_sync >= cfg->checkpoint_interval) {
             stop_on_failure(m, mpmap__delivery_sync(&m->delivery, err, sizeof err), err);
@@ -543,22 +482,22 @@ int mpmap__manager_main(mpmap__manager *m)
             progress_report(m, t - start);
             m->last_progress = t;
         }
-        if (own_active(m)) {
+        if (m->own.index < m->own.count) { /* rank 0 holds work of its own */
             if (m->stopping == MPMAP_EINTERRUPTED) {
-                own_flush(m, o->pos); /* keep what this rank finished */
+                mpmap__manager_own_flush(m, o->pos); /* keep what this rank finished */
                 o->index = o->count;
                 continue;
             }
-            rc = own_slice(m);
+            rc = mpmap__manager_own_slice(m);
             idle.rounds = 0;
             continue;
         }
         if (m->computes && !o->exhausted && !m->stopping) {
             free(o->ranges);
-            o->count = next_chunk(m, 0, &o->ranges);
+            o->count = mpmap__manager_next_chunk(m, 0, &o->ranges);
             o->index = 0;
             if (o->count > 0) {
-                rc = own_start_range(m);
+                rc = mpmap__manager_own_start(m);
                 continue;
             }
             o->exhausted = true;
@@ -572,7 +511,7 @@ int mpmap__manager_main(mpmap__manager *m)
     }
     free(buffer);
     if (mpmap__delivery_sync(&m->delivery, err, sizeof err) != MPMAP_OK && rc == MPMAP_OK)
-        manager_stop(m, MPMAP_EIO, -1, err);
+        mpmap__manager_stop(m, MPMAP_EIO, -1, err);
     if (r->job->progress)
         progress_report(m, MPI_Wtime() - start);
     return rc;

@@ -14,6 +14,15 @@
  *           once per worker; the final broadcast says whether it was sent so
  *           a worker that has not seen it yet receives it before returning.
  *
+ * With node dispatch (submanager.h) a sub-manager stands between rank 0 and
+ * the workers of its node: to them it is the manager (same messages), to
+ * rank 0 a worker whose ASSIGNs hold the chunks of all its node's
+ * scheduler slots, and whose RESULT messages are batches: one or more
+ * entries back to back, each a complete RESULT as above (header, records,
+ * statuses), so one message carries the pieces of several workers. An
+ * entry names the rank that computed it (header.rank); COMPLETE and
+ * REQUEST travel in bare entries of the sub-manager's own.
+ *
  * Besides these, two broadcasts from rank 0: the run's parameters before
  * any work (mpmap__run_params), and the outcome at the end
  * (mpmap__final_state followed by the reduction's record_size bytes).
@@ -49,6 +58,7 @@ typedef struct mpmap__result_header {
     double finish;
     int32_t flags;
     int32_t error_code;
+    int32_t rank; /* the rank that computed the piece (for the trace) */
     char message[MPMAP_MESSAGE_MAX];
 } mpmap__result_header;
 
@@ -59,6 +69,12 @@ typedef struct mpmap__run_params {
     int32_t prefetch;
     int32_t on_error;
     double flush_interval; /* longest time computed results stay unsent */
+    /* node dispatch (submanager.h): what rank 0 decided, and what a
+     * sub-manager needs to split its chunks */
+    int32_t dispatch;             /* MPMAP_DISPATCH_FLAT or _NODES (never AUTO here) */
+    int32_t node_size;            /* > 0: fake nodes of this many consecutive ranks */
+    int32_t schedule;             /* mpmap_schedule */
+    int64_t min_chunk, max_chunk; /* the scheduler's bounds (mpmap__chunk_bounds) */
 } mpmap__run_params;
 
 /* The outcome, broadcast from rank 0 at the end (the reduction follows). */
@@ -159,6 +175,22 @@ static inline int mpmap__result_decode(const char *buffer, int bytes, size_t rec
                   ? (const int32_t *)(*records + (size_t)n * record_size)
                   : NULL;
     return MPMAP_OK;
+}
+
+/* Bytes of the batch entry at `buffer` (of `bytes` left), or 0 when what
+ * is left is too short to be one. */
+static inline size_t mpmap__result_entry_size(const char *buffer, size_t bytes, size_t record_size)
+{
+    mpmap__result_header h;
+    if (bytes < sizeof h)
+        return 0;
+    memcpy(&h, buffer, sizeof h);
+    if (h.end < h.begin)
+        return 0;
+    size_t n = (size_t)(h.end - h.begin);
+    size_t size = sizeof h + n * record_size +
+                  ((h.flags & MPMAP__RESULT_HAS_STATUS) ? n * sizeof(int32_t) : 0);
+    return size <= bytes ? size : 0;
 }
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * mpmap_run: checks the configuration, sets the run up, dispatches rank 0
- * to the manager and the other ranks to the worker, and gathers one report
- * that every rank returns. Also mpmap_config_init.
+ * to the manager, sub-managers (node dispatch) to theirs and the other
+ * ranks to the worker, and gathers one report that every rank returns.
+ * Also mpmap_config_init.
  *
  * Every rank agrees on one verdict before any work starts, and on the
  * outcome at the end (broadcast from rank 0), so mpmap_run returns the same
@@ -13,9 +14,11 @@
 #include "core/manager.h"
 #include "core/protocol.h"
 #include "core/run.h"
+#include "core/submanager.h"
 #include "core/transport.h"
 #include "core/worker.h"
 #include "reduce.h"
+#include "schedule.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +35,50 @@ void mpmap_config_init(mpmap_config *config)
                               .on_error = MPMAP_ON_ERROR_STOP,
                               .checkpoint_interval = 2.0,
                               .progress_interval = 1.0 };
+}
+
+/*
+ * Rank 0: the dispatch mode and fake node size, from the config and the
+ * environment (MPMAP_DISPATCH=flat|nodes overrides the config, so a run's
+ * dispatch can change without touching the program; MPMAP_NODE_SIZE=k is a
+ * testing knob that makes nodes of k consecutive ranks on one machine).
+ * AUTO is flat until measurements on real nodes say where nodes pays off.
+ */
+static int choose_dispatch(const mpmap_config *cfg, int32_t *dispatch, int32_t *node_size,
+                           char *err, size_t errlen)
+{
+    int mode = cfg->dispatch;
+    const char *env = getenv("MPMAP_DISPATCH");
+    if (env && *env) {
+        if (strcmp(env, "flat") == 0)
+            mode = MPMAP_DISPATCH_FLAT;
+        else if (strcmp(env, "nodes") == 0)
+            mode = MPMAP_DISPATCH_NODES;
+        else if (strcmp(env, "auto") == 0)
+            mode = MPMAP_DISPATCH_AUTO;
+        else {
+            snprintf(err, errlen, "MPMAP_DISPATCH must be flat, nodes or auto (got '%s')", env);
+            return MPMAP_EINVAL;
+        }
+    }
+    if (mode != MPMAP_DISPATCH_AUTO && mode != MPMAP_DISPATCH_FLAT &&
+        mode != MPMAP_DISPATCH_NODES) {
+        snprintf(err, errlen, "unknown dispatch setting %d", mode);
+        return MPMAP_EINVAL;
+    }
+    *dispatch = mode == MPMAP_DISPATCH_NODES ? MPMAP_DISPATCH_NODES : MPMAP_DISPATCH_FLAT;
+    *node_size = 0;
+    const char *size = getenv("MPMAP_NODE_SIZE");
+    if (size && *size) {
+        char *end;
+        long k = strtol(size, &end, 10);
+        if (*end != '\0' || k < 1 || k > 1 << 20) {
+            snprintf(err, errlen, "MPMAP_NODE_SIZE must be a rank count >= 1 (got '%s')", size);
+            return MPMAP_EINVAL;
+        }
+        *node_size = (int32_t)k;
+    }
+    return MPMAP_OK;
 }
 
 /* Checks what rank 0 alone decides; the verdict is shared with every rank. */
@@ -139,12 +186,31 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
     char err[MPMAP_MESSAGE_MAX + 64] = "";
     if (r.rank == 0) {
         local = job ? validate_on_root(config, job, err, sizeof err) : MPMAP_EINVAL;
-        if (job && local == MPMAP_OK)
-            r.params = (mpmap__run_params){ job->ntasks, (int64_t)job->record_size,
-                                            config->prefetch, (int32_t)config->on_error,
-                                            config->checkpoint_interval };
+        int32_t dispatch = MPMAP_DISPATCH_FLAT, node_size = 0;
+        if (local == MPMAP_OK)
+            local = choose_dispatch(config, &dispatch, &node_size, err, sizeof err);
+        if (job && local == MPMAP_OK) {
+            r.params = (mpmap__run_params){ .ntasks = job->ntasks,
+                                            .record_size = (int64_t)job->record_size,
+                                            .prefetch = config->prefetch,
+                                            .on_error = (int32_t)config->on_error,
+                                            .flush_interval = config->checkpoint_interval,
+                                            .dispatch = dispatch,
+                                            .node_size = node_size,
+                                            .schedule = (int32_t)config->schedule };
+            mpmap__chunk_bounds(config->chunk, config->max_chunk, job->record_size,
+                                &r.params.min_chunk, &r.params.max_chunk);
+        }
     }
     MPI_Bcast(&r.params, (int)sizeof r.params, MPI_BYTE, 0, r.comm);
+    /* Collective on every rank, whatever the verdicts so far. */
+    if (mpmap__topology_build(&r.topo, r.comm, r.rank, r.size, r.params.dispatch,
+                              r.params.node_size) != MPMAP_OK &&
+        local == MPMAP_OK) {
+        local = MPMAP_EMPI;
+        snprintf(err, sizeof err, "rank %d cannot find its node", r.rank);
+    }
+    r.boss = r.rank == 0 ? 0 : r.topo.boss[r.rank];
     if (r.rank != 0 && local == MPMAP_OK) {
         if (!job || !job->map) {
             local = MPMAP_EINVAL;
@@ -163,13 +229,17 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
     if (r.rank == 0 && local == MPMAP_OK)
         local = mpmap__manager_create(&r, &m, err, sizeof err);
 
-    struct { int code; int rank; } mine = { local, r.rank }, worst;
+    struct {
+        int code;
+        int rank;
+    } mine = { local, r.rank }, worst;
     MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MINLOC, r.comm);
     if (worst.code != MPMAP_OK) {
         MPI_Bcast(err, (int)sizeof err, MPI_CHAR, worst.rank, r.comm);
         f.status = worst.code;
         snprintf(f.message, sizeof f.message, "%s", err);
         mpmap__manager_destroy(m);
+        mpmap__topology_destroy(&r.topo);
         MPI_Comm_free(&r.comm);
         fill_report(report, &f, &r, start_unix);
         return f.status;
@@ -183,11 +253,17 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
 
     int rc;
     bool worker_saw_cancel = false;
+    bool sub = mpmap__topology_is_sub(&r.topo, r.rank);
     if (r.rank == 0) {
         rc = mpmap__manager_main(m);
         final_from_manager(m, rc, r.params.ntasks, &f);
         memcpy(final_buffer, &f, sizeof f);
         memcpy(final_buffer + sizeof f, mpmap__manager_reduction(m), rs);
+    } else if (sub) {
+        rc = mpmap__submanager_main(&r);
+        worker_saw_cancel = (rc == 1);
+        if (rc == 1)
+            rc = MPMAP_OK;
     } else {
         rc = mpmap__worker_main(&r);
         worker_saw_cancel = (rc == 1);
@@ -201,8 +277,11 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
     memcpy(&f, final_buffer, sizeof f);
     if (r.rank != 0 && f.cancelled && !worker_saw_cancel) {
         /* The manager sent a CANCEL this worker never looked at: take it, so
-         * nothing is left unmatched on the communicator. */
-        mpmap__signal_take(r.comm, 0, MPMAP__TAG_CANCEL);
+         * nothing is left unmatched on the communicator. A sub-manager
+         * passes it on to its workers only on seeing it, so it does so now. */
+        mpmap__signal_take(r.comm, r.boss, MPMAP__TAG_CANCEL);
+        if (sub)
+            mpmap__submanager_late_cancel(&r);
     }
     if (r.rank == 0)
         mpmap__manager_destroy(m);
@@ -211,6 +290,7 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
     free(final_buffer);
     if (rc != MPMAP_OK && f.status == MPMAP_OK)
         f.status = rc;
+    mpmap__topology_destroy(&r.topo);
     MPI_Comm_free(&r.comm);
     fill_report(report, &f, &r, start_unix);
     return f.status;

@@ -7,6 +7,7 @@
 #define MPMAP_CORE_RUN_H
 
 #include "core/protocol.h"
+#include "core/topology.h"
 #include "mpmap.h"
 
 #include <stdbool.h>
@@ -17,7 +18,9 @@ typedef struct mpmap__run {
     const mpmap_config *config;
     const mpmap_job *job;
     mpmap__run_params params;
-    double t0; /* MPI_Wtime at the start; trace times are relative to it */
+    double t0;            /* MPI_Wtime at the start; trace times are relative to it */
+    mpmap__topology topo; /* who serves whom (flat: rank 0 serves everyone) */
+    int boss;             /* the rank this one gets chunks from (topo.boss[rank]) */
 } mpmap__run;
 
 static inline bool mpmap__interrupted(const mpmap__run *r)

@@ -6,7 +6,9 @@
  * it never waits for the round trip, yet the size of that next chunk is
  * decided as late as possible. A worker has at most one request in flight;
  * it is finished when it holds no chunk, has no request in flight, and was
- * told STOP (or to cancel).
+ * told STOP (or to cancel). "The manager" is the rank it was given
+ * (run.boss): rank 0, or under node dispatch its node's sub-manager, which
+ * speaks the same protocol.
  */
 #include "core/worker.h"
 
@@ -59,15 +61,15 @@ typedef struct worker {
     mpmap__run *r;
     assignment *queue;
     size_t queued, head, capacity;
-    int requests;             /* ASSIGN messages still to come: the initial one
-                                 counts as requested, then one per request */
-    bool stopped;             /* the manager has no more chunks */
-    bool cancelled;           /* the manager asked to stop early */
-    bool halted;              /* stop computing: cancelled or interrupted */
-    double seconds_per_task;  /* running estimate; 0 until measured */
-    double asked_at;          /* when the request in flight was sent */
-    double reply_latency;     /* running estimate of request -> answer time */
-    int64_t current_left;     /* tasks left in the assignment being computed */
+    int requests;            /* ASSIGN messages still to come: the initial one
+                                counts as requested, then one per request */
+    bool stopped;            /* the manager has no more chunks */
+    bool cancelled;          /* the manager asked to stop early */
+    bool halted;             /* stop computing: cancelled or interrupted */
+    double seconds_per_task; /* running estimate; 0 until measured */
+    double asked_at;         /* when the request in flight was sent */
+    double reply_latency;    /* running estimate of request -> answer time */
+    int64_t current_left;    /* tasks left in the assignment being computed */
     mpmap__sends sends;
 } worker;
 
@@ -99,7 +101,7 @@ static int worker_poll(worker *w)
     for (;;) {
         void *message = NULL;
         int bytes = 0;
-        int got = mpmap__try_recv_new(w->r->comm, 0, MPMAP__TAG_ASSIGN, &message, &bytes);
+        int got = mpmap__try_recv_new(w->r->comm, w->r->boss, MPMAP__TAG_ASSIGN, &message, &bytes);
         if (got < 0)
             return got;
         if (got == 0)
@@ -110,8 +112,8 @@ static int worker_poll(worker *w)
             /* Rank 0 answers between slices of its own work, so an answer can
              * take as long as one of its tasks: learn how long it takes. */
             double latency = mpmap__now() - w->asked_at;
-            w->reply_latency = w->reply_latency > 0 ? 0.7 * w->reply_latency + 0.3 * latency
-                                                    : latency;
+            w->reply_latency =
+                w->reply_latency > 0 ? 0.7 * w->reply_latency + 0.3 * latency : latency;
             w->asked_at = 0;
         }
         if (mpmap__assign_is_stop(ranges)) {
@@ -124,7 +126,7 @@ static int worker_poll(worker *w)
             return rc;
     }
     if (!w->cancelled) {
-        int got = mpmap__signal_try_take(w->r->comm, 0, MPMAP__TAG_CANCEL);
+        int got = mpmap__signal_try_take(w->r->comm, w->r->boss, MPMAP__TAG_CANCEL);
         if (got < 0)
             return got;
         if (got) {
@@ -174,17 +176,19 @@ static int worker_request(worker *w, bool ahead)
     if (!h)
         return MPMAP_ENOMEM;
     h->flags = MPMAP__RESULT_REQUEST | (ahead ? MPMAP__RESULT_AHEAD : 0);
+    h->rank = w->r->rank;
     w->requests++;
     w->asked_at = mpmap__now();
-    return mpmap__sends_post(&w->sends, h, (int)sizeof *h, 0, MPMAP__TAG_RESULT, w->r->comm);
+    return mpmap__sends_post(&w->sends, h, (int)sizeof *h, w->r->boss, MPMAP__TAG_RESULT,
+                             w->r->comm);
 }
 
 /* A result message under construction: header, records, statuses. */
 typedef struct piece {
     char *buffer;
-    int64_t begin;   /* first task of the piece */
-    int64_t filled;  /* tasks written so far */
-    int64_t room;    /* tasks the buffer holds */
+    int64_t begin;  /* first task of the piece */
+    int64_t filled; /* tasks written so far */
+    int64_t room;   /* tasks the buffer holds */
     bool has_status;
     double start;
 } piece;
@@ -229,12 +233,14 @@ static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error
     h->finish = MPI_Wtime() - w->r->t0;
     h->flags = flags | (p->has_status ? MPMAP__RESULT_HAS_STATUS : 0);
     h->error_code = err ? err->code : 0;
+    h->rank = w->r->rank;
     if (err)
         snprintf(h->message, sizeof h->message, "%s", err->message);
     size_t bytes = mpmap__result_pack(p->buffer, p->filled, p->room, rs, p->has_status);
     char *buffer = p->buffer;
     p->buffer = NULL;
-    return mpmap__sends_post(&w->sends, buffer, (int)bytes, 0, MPMAP__TAG_RESULT, w->r->comm);
+    return mpmap__sends_post(&w->sends, buffer, (int)bytes, w->r->boss, MPMAP__TAG_RESULT,
+                             w->r->comm);
 }
 
 /* Computes one assignment, streaming its results back in pieces. */
@@ -270,9 +276,8 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
             double elapsed = mpmap__now() - t;
             if (ok > 0) {
                 double per_task = elapsed / (double)ok;
-                w->seconds_per_task = w->seconds_per_task > 0
-                                          ? 0.7 * w->seconds_per_task + 0.3 * per_task
-                                          : per_task;
+                w->seconds_per_task =
+                    w->seconds_per_task > 0 ? 0.7 * w->seconds_per_task + 0.3 * per_task : per_task;
             }
             *slice_len = mpmap__next_slice_length(*slice_len, elapsed, MPMAP__WORKER_SLICE_SECONDS);
             p.filled += ok;

@@ -763,6 +763,56 @@ class SingleNodeShortcutTest(ClusterCase):
         note("one node (mpirun -n 2): OMPI_MCA_pml=ob1 in every point's environment")
 
 
+# --- (e) node dispatch across real node boundaries ---------------------------
+
+class ClusterNodeDispatchTest(ClusterCase):
+    """MPMAP_DISPATCH=nodes on 1 + 2 + 3 ranks: the nodes come from
+    MPI_COMM_TYPE_SHARED, so mpmap-n2 and mpmap-n3 each get a sub-manager
+    (ranks 1 and 3) that relays over TCP to rank 0 and serves its node over
+    shared memory. mpi_dispatch_test (roles from the trace, records and
+    sums of every schedule), mpi_runtime_test's stops (failures, interrupt
+    + resume: a CANCEL must reach every rank) and one app against `-n 1`."""
+
+    def cluster_env(self):
+        marker, env = super().cluster_env()
+        env["MPMAP_DISPATCH"] = "nodes"
+        env["MPMAP_CLUSTER_MPIRUN_ARGS"] = "-x MPMAP_DISPATCH"
+        return marker, env
+
+    def test_runtime_checks_under_node_dispatch(self):
+        runtime = os.environ.get("MPMAP_RUNTIME_TEST")
+        if not runtime or not os.access(runtime, os.X_OK):
+            self.skipTest("MPMAP_RUNTIME_TEST names no built mpi_runtime_test")
+        dispatch = os.path.join(os.path.dirname(runtime), "mpi_dispatch_test")
+        for binary, args, sign in ((dispatch, [], "node dispatch: 2 sub-managers checked"),
+                                   (runtime, ["--stops-only"], "passed, 0 failed")):
+            marker, env = self.cluster_env()
+            command = [CLUSTER, str(len(LAYOUT)), ",".join(map(str, LAYOUT)), binary] + args
+            try:
+                result = subprocess.run(command, cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
+                                        capture_output=True, text=True, timeout=RUN_TIMEOUT)
+            finally:
+                kill_run(marker)
+            what = f"{os.path.basename(binary)} {' '.join(args)}"
+            self.assertEqual(result.returncode, 0,
+                             f"{what}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+            self.assertIn(sign, result.stdout)
+            self.assertIn("passed, 0 failed", result.stdout)
+            note(f"cluster, node dispatch, {what}: " + result.stdout.strip().replace("\n", "; "))
+
+    def test_app_matches_one_rank(self):
+        args = ["--model", "lorenz", "--param", "rho=10:40:7", "--param", "sigma=8,10,12",
+                "--length", "2000", "--quiet"]
+        self.assert_ok(self.run_single("param_sweep", 1, args + ["--output", self.path("one.h5")]),
+                       "param_sweep -n 1")
+        self.assert_ok(self.run_cluster("param_sweep", args + ["--schedule", "dynamic", "--chunk",
+                                                               "1", "--output",
+                                                               self.path("nodes.h5")]),
+                       "param_sweep on the cluster, node dispatch")
+        assert_same_results(self, self.path("nodes.h5"), self.path("one.h5"),
+                            "param_sweep, node dispatch")
+
+
 if __name__ == "__main__":
     reason = cannot_emulate()
     if reason:
