@@ -92,6 +92,47 @@ static int cmp_rank(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/*
+ * Sorts a (in word order) into output order without comparisons: a radix
+ * sort of max - count, byte by byte from the lowest, each pass stable, so
+ * words of one count keep their order. Falls back to qsort without memory.
+ */
+static void sort_by_count(wc_rank *a, size_t n)
+{
+    wc_rank *tmp = n > 1 ? malloc(n * sizeof *tmp) : NULL;
+    if (!tmp) {
+        if (n > 1)
+            qsort(a, n, sizeof *a, cmp_rank);
+        return;
+    }
+    int64_t max = a[0].count, min = a[0].count;
+    for (size_t i = 1; i < n; i++) {
+        max = a[i].count > max ? a[i].count : max;
+        min = a[i].count < min ? a[i].count : min;
+    }
+    uint64_t range = (uint64_t)max - (uint64_t)min;
+    wc_rank *src = a, *dst = tmp;
+    for (int shift = 0; shift < 64 && range >> shift; shift += 8) {
+        size_t count[256] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            count[((uint64_t)max - (uint64_t)src[i].count) >> shift & 0xff]++;
+        size_t pos = 0;
+        for (int d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[((uint64_t)max - (uint64_t)src[i].count) >> shift & 0xff]++] = src[i];
+        wc_rank *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    free(tmp);
+}
+
 /* The inputs by name, size and modification time: they name the job for
  * --resume (the count's and the output's). */
 static uint64_t inputs_hash(const wc_run *w)
@@ -224,8 +265,7 @@ static int count_words(mpmap_app *app, wc_run *w)
                 order[i].index = i;
                 memcpy(&order[i].count, mpmap_keyed_value(&res, i), sizeof(int64_t));
             }
-            if (w->nwords)
-                qsort(order, (size_t)w->nwords, sizeof *order, cmp_rank);
+            sort_by_count(order, (size_t)w->nwords);
             char *p = w->word_text;
             for (int64_t i = 0; i < w->nwords; i++) {
                 size_t len;

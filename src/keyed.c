@@ -30,11 +30,11 @@
 
 /* ---- the run ------------------------------------------------------------ */
 
-/* One pair into the local table: MPMAP_OK or MPMAP_ENOMEM. */
-static int emit_once(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
+/* One pair (its key's hash h) into the local table: MPMAP_OK or MPMAP_ENOMEM. */
+static int emit_once(mpmap_emitter *em, const void *key, size_t keylen, uint64_t h,
+                     const void *value)
 {
     mpmap__ktab *t = &em->local;
-    uint64_t h = mpmap__keyed_hash(key, keylen);
     int64_t e;
     int rc = mpmap__ktab_find(t, key, keylen, h, true, &e);
     if (rc != MPMAP_OK)
@@ -105,15 +105,16 @@ static int spill_local(mpmap_emitter *em)
 
 /* One pair of em->task into the local table, spilling it when it reaches
  * the budget; the first failure is latched in em->error/message. */
-static int emit_pair(mpmap_emitter *em, const void *key, size_t keylen, const void *value)
+int mpmap__keyed_emit_pair(mpmap_emitter *em, const void *key, size_t keylen, uint64_t h,
+                           const void *value)
 {
-    int rc = emit_once(em, key, keylen, value);
+    int rc = emit_once(em, key, keylen, h, value);
     if (rc == MPMAP_ENOMEM && em->spill.dir && em->local.nentries > 0) {
         size_t before = mpmap__ktab_bytes(&em->local);
         rc = spill_local(em);
         /* A table the spill could not shrink holds the running task alone. */
         if (rc == MPMAP_OK && mpmap__ktab_bytes(&em->local) < before)
-            rc = emit_once(em, key, keylen, value);
+            rc = emit_once(em, key, keylen, h, value);
         else if (rc == MPMAP_OK)
             rc = MPMAP_ENOMEM;
     }
@@ -147,7 +148,14 @@ int mpmap_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *va
         }
         return MPMAP_EINVAL;
     }
-    int rc = emit_pair(em, key, keylen, value);
+    if (em->use_comb && keylen <= MPMAP__KCOMB_KEY_MAX) {
+        int rc = mpmap__kcomb_emit(em, key, keylen, value);
+        if (rc == MPMAP_OK)
+            em->pairs++;
+        return rc;
+    }
+    uint64_t h = mpmap__keyed_hash(key, keylen);
+    int rc = mpmap__keyed_emit_pair(em, key, keylen, h, value);
     if (rc == MPMAP_OK)
         em->pairs++;
     return rc;
@@ -160,7 +168,7 @@ int mpmap__keyed_seed(mpmap_emitter *em, const void *key, size_t keylen, int64_t
                       const void *value)
 {
     em->task = task;
-    return emit_pair(em, key, keylen, value);
+    return mpmap__keyed_emit_pair(em, key, keylen, mpmap__keyed_hash(key, keylen), value);
 }
 
 /* mpmap_run's map: runs the user's map task by task; records are empty.
@@ -177,6 +185,11 @@ static int keyed_map(int64_t begin, int64_t end, void *records, mpmap_task_error
             int64_t t = first + i;
             em->task = t;
             int rc = em->job->map(t, em, err, em->job->context);
+            /* the task's pairs are all in before its end (its failure is
+             * its own) */
+            int frc = mpmap__kcomb_flush(em);
+            if (rc == 0 && frc != MPMAP_OK)
+                rc = frc;
             if (rc == MPMAP_ETASK) {
                 /* the runtime counts in this leg's numbering */
                 err->task =
@@ -319,6 +332,11 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
     em->sum64 = job->op == MPMAP_REDUCE_SUM && job->type == MPMAP_INT64 && job->value_size == 8;
     mpmap__ktab_init(&em->local, job->value_size, &em->mem);
     mpmap__kspill_init(&em->spill, job->spill_dir, rank);
+    /* A quarter of the budget at most for the combiner: the table it
+     * drains into keeps the rest; a budget too small for a useful one
+     * goes without. */
+    mpmap__kcomb_init(&em->comb, em->mem.budget / 4, &em->mem);
+    em->use_comb = em->combine && em->sum64 && em->comb.max_bytes >= 1024 * sizeof(mpmap__kcslot);
 
     /* 0. With a checkpoint path: a resumed run's saved state and the tasks
      * left (keyed_checkpoint.c). */
@@ -344,6 +362,19 @@ int mpmap_keyed_run(MPI_Comm comm, const mpmap_config *config, const mpmap_keyed
         code = mpmap_run(comm, &cfg, &mj, rep);
         report_job_tasks(rep, em);
     }
+    /* The combiner's sums go to the table before anything reads it (the
+     * checkpoint of an interrupted run, the shuffle). */
+    if (code == MPMAP_OK || code == MPMAP_EINTERRUPTED) {
+        int rc = mpmap__kcomb_drain(em);
+        mpmap__kcomb_free(&em->comb);
+        int worst = mpmap__keyed_agree(comm, rc);
+        if (worst != MPMAP_OK) {
+            code = worst;
+            if (rc != MPMAP_OK)
+                snprintf(msg, sizeof msg, "%s", em->message);
+        }
+    }
+    mpmap__kcomb_free(&em->comb);
     result->pairs_emitted = em->pairs;
     if (code == MPMAP_ETASK) {
         /* Over budget or a failed spill on some rank: say so with the right code. */

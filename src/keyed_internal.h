@@ -1,7 +1,8 @@
 /*
  * Internals of the keyed map-reduce (mpmap_keyed.h), shared by
  * keyed.c (the run: map phase, gather, result API), keyed_table.c (the hash
- * table of keys and partials, budget accounting) and keyed_shuffle.c
+ * table of keys and partials, budget accounting), keyed_combine.c (the
+ * map's combiner when counting) and keyed_shuffle.c
  * (routing to owners, Alltoallv rounds, owner fold in task order) and
  * keyed_spill.c (run files when a table reaches the budget, merged by key)
  * and keyed_checkpoint.c (the state of an interrupted run, and --resume;
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- hash table of keys with (task, partial) lists ---------------------- */
 
@@ -60,9 +62,77 @@ typedef struct mpmap__ktab {
 #define MPMAP__REC_NEXT(t, i) ((int64_t *)((t)->recs + (size_t)(i) * (t)->rec_size + 8))
 #define MPMAP__REC_VALUE(t, i) ((void *)((t)->recs + (size_t)(i) * (t)->rec_size + 16))
 
+/* ---- the key hash (inline: it runs once per emitted pair) ---------------- */
+
+static inline uint64_t mpmap__load64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t mpmap__load32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* A key's word: with the length it determines a key of up to 8 bytes
+ * (overlapping loads, no byte loop); a longer key's first 8 bytes. */
+static inline uint64_t mpmap__key_word(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    if (len >= 8)
+        return mpmap__load64(p);
+    if (len >= 4)
+        return (uint64_t)mpmap__load32(p) | (uint64_t)mpmap__load32(p + len - 4) << 32;
+    if (len > 0)
+        return (uint64_t)p[0] | (uint64_t)p[len >> 1] << 8 | (uint64_t)p[len - 1] << 16;
+    return 0;
+}
+
+/* murmur3's finaliser: every bit of the input reaches every bit. */
+static inline uint64_t mpmap__fmix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The hash of a key of up to 16 bytes from its words (mpmap__key_hash's
+ * value, without the bytes). */
+static inline uint64_t mpmap__key_hash_words(uint64_t w0, uint64_t w1, size_t len)
+{
+    uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15ull ^ w0;
+    if (len > 8)
+        h = (h ^ w1) * 0x94d049bb133111ebull;
+    return mpmap__fmix64(h);
+}
+
+/* A key's hash: 8 bytes at a time, a multiply and shift per word, then the
+ * finaliser (the owner is (hash >> 32) % ranks, a table's slot its low
+ * bits). */
+static inline uint64_t mpmap__key_hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15ull ^ mpmap__key_word(p, len);
+    if (len > 8) {
+        for (size_t i = 8; i + 8 < len; i += 8) {
+            h = (h ^ mpmap__load64(p + i)) * 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 31;
+        }
+        h = (h ^ mpmap__load64(p + len - 8)) * 0x94d049bb133111ebull;
+    }
+    return mpmap__fmix64(h);
+}
+
 /* ---- keyed_table.c ------------------------------------------------------- */
 
-/* FNV-1a with murmur3's finaliser: the owner is (hash >> 32) % ranks. */
+/* mpmap__key_hash of the key's bytes. */
 uint64_t mpmap__keyed_hash(const void *key, size_t len);
 /* Bytewise order of keys, a shorter prefix first. */
 int mpmap__keyed_cmp(const char *a, size_t alen, const char *b, size_t blen);
@@ -79,6 +149,12 @@ int mpmap__ktab_append(mpmap__ktab *t, int64_t e, int64_t task, const void *valu
                        size_t value_size);
 /* acc = acc (op) x, the job's fold. */
 void mpmap__keyed_fold(const mpmap_keyed_job *job, const void *x, void *acc);
+
+/* Grows t's index, if the budget allows, so that n more keys cause no
+ * rehash. */
+void mpmap__ktab_reserve(mpmap__ktab *t, size_t n);
+/* A hash index's array (on 2 MiB pages when large); free() releases it. */
+void *mpmap__index_alloc(size_t bytes);
 
 /* ---- keyed_spill.c ------------------------------------------------------- */
 
@@ -191,14 +267,90 @@ int64_t mpmap__kplan_task(const mpmap__kplan *p, int64_t v, int64_t max, int64_t
 int mpmap__kplan_done(mpmap__kplan *p, int64_t begin, int64_t end);
 void mpmap__kplan_free(mpmap__kplan *p);
 
+/* ---- keyed_combine.c ----------------------------------------------------- */
+
+/*
+ * The map's combiner for one int64 summed over keys whose partials merge
+ * (counting): open addressing whose 32-byte slot holds the key's first and
+ * last 8 bytes, its length and the running sum, so a pair of a key of up to
+ * 16 bytes costs one probe in one cache line (and no memcmp) where the
+ * general table walks index, entry, key and record. Longer keys keep their
+ * bytes in an arena. It is bounded (max_bytes, and the rank's budget, which
+ * counts it); when full, or once a map ends, its sums go to the local table
+ * as partials (keyed.c). Integer sums are exact in any order, so the result
+ * is that of the table alone.
+ */
+typedef struct mpmap__kcslot {
+    uint64_t w0, w1; /* mpmap__kckey's */
+    uint64_t sum;    /* two's complement: wraps as int64 addition does */
+    uint32_t len;    /* MPMAP__KCOMB_EMPTY: a free slot */
+    uint32_t off;    /* keys over 16 bytes: their bytes in the arena */
+} mpmap__kcslot;
+
+/* A key as the combiner compares it: with len, w0 and w1 determine a key of
+ * up to 16 bytes (w0 its word, w1 its last 8 bytes, 0 up to 8 bytes). */
+typedef struct mpmap__kckey {
+    uint64_t w0, w1, hash;
+    size_t len;
+} mpmap__kckey;
+
+static inline mpmap__kckey mpmap__kckey_of(const void *key, size_t len)
+{
+    mpmap__kckey k = { .w0 = mpmap__key_word(key, len), .len = len };
+    if (len > 8)
+        k.w1 = mpmap__load64((const unsigned char *)key + len - 8);
+    k.hash = len <= 16 ? mpmap__key_hash_words(k.w0, k.w1, len) : mpmap__key_hash(key, len);
+    return k;
+}
+
+#define MPMAP__KCOMB_EMPTY UINT32_MAX
+/* Longest key the combiner holds (longer ones go to the table at once). */
+#define MPMAP__KCOMB_KEY_MAX ((size_t)1 << 16)
+/* mpmap__kcomb_add: no room without a drain. */
+#define MPMAP__KCOMB_FULL 1
+
+typedef struct mpmap__kcomb {
+    mpmap__kcslot *slots;
+    size_t cap, n; /* cap: a power of two, or 0 */
+    char *arena;
+    size_t narena, caparena;
+    size_t max_bytes;
+    mpmap__kmem *mem;
+} mpmap__kcomb;
+
+void mpmap__kcomb_init(mpmap__kcomb *c, size_t max_bytes, mpmap__kmem *mem);
+/* Adds x to key k's sum (bytes: the key, read only when over 16 bytes):
+ * MPMAP_OK, or MPMAP__KCOMB_FULL. */
+int mpmap__kcomb_add(mpmap__kcomb *c, const mpmap__kckey *k, const void *bytes, uint64_t x);
+/* Slot i's key bytes (in buf for keys of up to 16 bytes) and hash; NULL
+ * for a free slot. */
+const char *mpmap__kcomb_key(const mpmap__kcomb *c, size_t i, char buf[16], uint64_t *hash);
+/* The bytes of a key of up to 16 bytes from its words. */
+void mpmap__kckey_bytes(uint64_t w0, uint64_t w1, size_t len, char buf[16]);
+/* Empties it, keeping its arrays. */
+void mpmap__kcomb_clear(mpmap__kcomb *c);
+/* Frees its arrays and gives their bytes back to the budget. */
+void mpmap__kcomb_free(mpmap__kcomb *c);
 /* ---- keyed.c: the emitter, shared with the checkpoint ------------------- */
+
+#define MPMAP__KRING 16
 
 struct mpmap_emitter {
     const mpmap_keyed_job *job;
     mpmap__ktab local;
     mpmap__kmem mem;
-    bool combine; /* merge partials of different tasks */
-    bool sum64;   /* one int64 summed: emit folds inline */
+    bool combine;  /* merge partials of different tasks */
+    bool sum64;    /* one int64 summed: emit folds inline */
+    bool use_comb; /* combine && sum64, and a budget with room for it */
+    mpmap__kcomb comb;
+    /* Pairs on their way to the combiner: their slots are prefetched when
+     * they arrive and summed MPMAP__KRING pairs later, so the cache misses
+     * of a table larger than the cache overlap. Empty between tasks. */
+    struct {
+        mpmap__kckey k;
+        uint64_t x;
+    } ring[MPMAP__KRING];
+    size_t nring, rhead; /* pairs in it, the oldest's place */
     int64_t task;
     int64_t pairs;
     int error; /* first emit failure: MPMAP_ENOMEM / MPMAP_EINVAL */
@@ -207,6 +359,21 @@ struct mpmap_emitter {
     mpmap__kspill spill; /* the local table's runs */
     mpmap__kplan plan;
 };
+
+/* One pair (its key's hash h) of em->task into the local table, spilling
+ * it when it reaches the budget; the first failure is latched in
+ * em->error/message. */
+int mpmap__keyed_emit_pair(mpmap_emitter *em, const void *key, size_t keylen, uint64_t h,
+                           const void *value);
+/* mpmap_emit's way when em->use_comb (a key of up to MPMAP__KCOMB_KEY_MAX
+ * bytes). */
+int mpmap__kcomb_emit(mpmap_emitter *em, const void *key, size_t keylen, const void *value);
+/* Sums the pairs waiting in the ring (at the end of every task). */
+int mpmap__kcomb_flush(mpmap_emitter *em);
+/* The combiner's sums into the local table as partials of the running
+ * task (they merge with any partial there: the combiner serves merging
+ * tables only), then an empty combiner. MPMAP_OK or the latched failure. */
+int mpmap__kcomb_drain(mpmap_emitter *em);
 
 /* Puts one saved partial of `task` into the local table as an emit would
  * (spilling over the budget). MPMAP_OK, or the failure with em->message. */

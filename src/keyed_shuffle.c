@@ -244,6 +244,80 @@ static int cmp_key(const void *a, const void *b)
     return mpmap__keyed_cmp(x->key, x->len, y->key, y->len);
 }
 
+/* A key's first 8 bytes, big-endian and zero-padded: keys whose prefixes
+ * differ are in the order of their prefixes. */
+typedef struct prefix_key {
+    uint64_t prefix;
+    int64_t entry;
+} prefix_key;
+
+static uint64_t key_prefix(const char *k, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)k;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | (i < len ? p[i] : 0);
+    return v;
+}
+
+/*
+ * Sorts t's entries by key bytewise (a shorter prefix first): a radix sort
+ * by prefix, byte by byte from the last (passes where every key has the
+ * same byte skipped), then the keys of one prefix, which may differ further
+ * on, by comparison. a has n entries; tmp room for n more. Returns the one
+ * of the two that holds the result, or NULL when out of memory.
+ */
+static prefix_key *sort_by_key(prefix_key *a, prefix_key *tmp, size_t n, const mpmap__ktab *t)
+{
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[256] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            count[a[i].prefix >> shift & 0xff]++;
+        if (n == 0 || count[a[0].prefix >> shift & 0xff] == n)
+            continue;
+        size_t pos = 0;
+        for (int d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[a[i].prefix >> shift & 0xff]++] = a[i];
+        prefix_key *swap = a;
+        a = tmp;
+        tmp = swap;
+    }
+    /* a holds the result: the caller's array or its scratch */
+    sort_key *run = NULL;
+    size_t runcap = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && a[j].prefix == a[i].prefix)
+            j++;
+        if (j - i > 1) {
+            if (j - i > runcap) {
+                sort_key *p = realloc(run, (j - i) * sizeof *run);
+                if (!p) {
+                    free(run);
+                    return NULL;
+                }
+                run = p;
+                runcap = j - i;
+            }
+            for (size_t r = i; r < j; r++) {
+                const mpmap__kentry *k = &t->entries[a[r].entry];
+                run[r - i] = (sort_key){ t->keys + k->keyoff, k->keylen, a[r].entry };
+            }
+            qsort(run, j - i, sizeof *run, cmp_key);
+            for (size_t r = i; r < j; r++)
+                a[r].entry = run[r - i].entry;
+        }
+        i = j;
+    }
+    free(run);
+    return a;
+}
+
 typedef struct task_rec {
     int64_t task;
     int64_t rec;
@@ -264,14 +338,14 @@ int mpmap__keyed_fold_and_pack(mpmap__ktab *own, const mpmap_keyed_job *job, cha
 {
     size_t vs = job->value_size;
     size_t n = own->nentries;
-    sort_key *order = malloc((n + 1) * sizeof *order);
+    prefix_key *order = malloc((2 * n + 1) * sizeof *order);
     task_rec *tr = NULL;
     size_t trcap = 0, bytes = 0;
     if (!order)
         return MPMAP_ENOMEM;
     for (size_t e = 0; e < n; e++) {
         mpmap__kentry *k = &own->entries[e];
-        order[e] = (sort_key){ own->keys + k->keyoff, k->keylen, (int64_t)e };
+        order[e] = (prefix_key){ key_prefix(own->keys + k->keyoff, k->keylen), (int64_t)e };
         bytes += 8 + k->keylen + vs;
         if (k->npartials > 1) {
             if ((size_t)k->npartials > trcap) {
@@ -305,16 +379,15 @@ int mpmap__keyed_fold_and_pack(mpmap__ktab *own, const mpmap_keyed_job *job, cha
         }
     }
     free(tr);
-    if (n)
-        qsort(order, n, sizeof *order, cmp_key);
-    char *buf = malloc(bytes + 1);
+    const prefix_key *sorted = sort_by_key(order, order + n, n, own);
+    char *buf = sorted ? malloc(bytes + 1) : NULL;
     if (!buf) {
         free(order);
         return MPMAP_ENOMEM;
     }
     char *p = buf;
     for (size_t i = 0; i < n; i++) {
-        const mpmap__kentry *k = &own->entries[order[i].entry];
+        const mpmap__kentry *k = &own->entries[sorted[i].entry];
         uint64_t len = k->keylen;
         memcpy(p, &len, 8);
         memcpy(p + 8, own->keys + k->keyoff, k->keylen);

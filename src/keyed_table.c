@@ -2,29 +2,33 @@
  * The keyed map-reduce's hash table (keyed_internal.h): keys with their
  * (task, partial) lists, every byte counted against the rank's budget.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "keyed_internal.h"
 
 #include "reduce.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-uint64_t mpmap__keyed_hash(const void *key, size_t len)
+/* A hash index's array: probed at random, so beyond the cache every probe
+ * of a large one would also miss the TLB on 4 KiB pages; on 2 MiB pages
+ * (where the kernel grants them) it does not. free() releases it. */
+void *mpmap__index_alloc(size_t bytes)
 {
-    const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    /* murmur3's finaliser: FNV's low bits alone are weak for short keys */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge)
+        return malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+#endif
+    return p;
 }
+
+uint64_t mpmap__keyed_hash(const void *key, size_t len) { return mpmap__key_hash(key, len); }
 
 int mpmap__keyed_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -92,7 +96,7 @@ static int ktab_rehash(mpmap__ktab *t, size_t ncap)
     size_t extra = ncap * sizeof(mpmap__kslot);
     if (m->used + extra > m->budget)
         return MPMAP_ENOMEM;
-    mpmap__kslot *idx = malloc(extra);
+    mpmap__kslot *idx = mpmap__index_alloc(extra);
     if (!idx)
         return MPMAP_ENOMEM;
     for (size_t i = 0; i < ncap; i++)
@@ -112,6 +116,15 @@ static int ktab_rehash(mpmap__ktab *t, size_t ncap)
     t->index = idx;
     t->capindex = ncap;
     return MPMAP_OK;
+}
+
+void mpmap__ktab_reserve(mpmap__ktab *t, size_t n)
+{
+    size_t cap = t->capindex ? t->capindex : 1024;
+    while ((t->nentries + n + 1) * 10 > cap * 7)
+        cap *= 2;
+    if (cap > t->capindex)
+        (void)ktab_rehash(t, cap); /* over the budget: the table grows as it goes */
 }
 
 /* Finds key, or adds it (with no partials) when add; *e gets its index or -1. */

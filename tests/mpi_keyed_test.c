@@ -149,6 +149,159 @@ static void test_spill(void)
         rmdir(dir);
 }
 
+/* Counting keys of every length from 0 to 40 bytes (NULs and high bytes
+ * inside, so the ones sharing their first or last 8 bytes, up to and past
+ * 16 bytes, must be told apart) and, with room for it, one over 64 KiB:
+ * the int64 sum's combiner must give the serial sums, wrapping, whether it
+ * holds every key or a small budget makes it drain into the table many
+ * times (which then spills). */
+#define WORDS_TASKS 60
+#define WORDS_PER_TASK 300
+#define WORDS_BIG 70000
+
+typedef struct words_ctx {
+    unsigned char *key;
+    int big; /* emit the big key */
+} words_ctx;
+
+static size_t words_key(int64_t task, int j, unsigned char *key)
+{
+    if (task == 5 && j == 0) {
+        memset(key, 'b', WORDS_BIG);
+        return WORDS_BIG;
+    }
+    unsigned v = (unsigned)((task * 7919 + j * 104729) % 1201);
+    size_t len = v % 41;
+    for (size_t i = 0; i < len; i++) /* differs from its siblings in one byte */
+        key[i] = i == (v / 41) % (len ? len : 1) ? (unsigned char)(v / 41 * 37) : (unsigned char)i;
+    return len;
+}
+
+static int64_t words_value(int64_t task, int j)
+{
+    return j == 7 ? INT64_MAX - task : (int64_t)((task * 31 + j) % 97) - 40;
+}
+
+static int words_map(int64_t task, mpmap_emitter *e, mpmap_task_error *err, void *ctx)
+{
+    (void)err;
+    words_ctx *w = ctx;
+    for (int j = 0; j < WORDS_PER_TASK; j++) {
+        int64_t x = words_value(task, j);
+        size_t len = words_key(task, j, w->key);
+        if (len == WORDS_BIG && !w->big)
+            continue;
+        int rc = mpmap_emit(e, w->key, len, &x);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct words_pair {
+    unsigned char key[48];
+    size_t len;
+    uint64_t sum;
+} words_pair;
+
+static int words_cmp(const void *a, const void *b)
+{
+    const words_pair *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->key, y->key, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static void test_combiner_keys(void)
+{
+    static unsigned char key[WORDS_BIG];
+    /* the reference: every short pair sorted by key and summed; the big key apart */
+    size_t n = (size_t)WORDS_TASKS * WORDS_PER_TASK, m = 0;
+    words_pair *p = calloc(n, sizeof *p);
+    uint64_t big = 0;
+    for (int64_t t = 0; t < WORDS_TASKS && p; t++)
+        for (int j = 0; j < WORDS_PER_TASK; j++) {
+            size_t len = words_key(t, j, key);
+            if (len == WORDS_BIG) {
+                big += (uint64_t)words_value(t, j);
+                continue;
+            }
+            memcpy(p[m].key, key, len);
+            p[m].len = len;
+            p[m++].sum = (uint64_t)words_value(t, j);
+        }
+    CHECK(p != NULL, "combiner keys: out of memory");
+    if (!p)
+        return;
+    qsort(p, m, sizeof *p, words_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (k > 0 && words_cmp(&p[k - 1], &p[i]) == 0)
+            p[k - 1].sum += p[i].sum;
+        else
+            p[k++] = p[i];
+    }
+    char dir[64] = "";
+    if (rank_ == 0) {
+        snprintf(dir, sizeof dir, "/tmp/mpmap-keyed-comb-XXXXXX");
+        if (!mkdtemp(dir))
+            dir[0] = '\0';
+    }
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    CHECK(dir[0] != '\0', "mkdtemp failed");
+    const size_t budgets[] = { 0, 192 << 10 };
+    for (size_t b = 0; b < 2 && dir[0]; b++) {
+        words_ctx w = { key, budgets[b] == 0 };
+        /* clang-format off */
+        mpmap_keyed_job job = { .ntasks = WORDS_TASKS, .value_size = 8, .map = words_map,
+                                .context = &w, .op = MPMAP_REDUCE_SUM, .type = MPMAP_INT64,
+                                .budget = budgets[b], .spill_dir = budgets[b] ? dir : NULL };
+        /* clang-format on */
+        mpmap_config cfg;
+        mpmap_config_init(&cfg);
+        cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
+        cfg.chunk = 2;
+        mpmap_keyed_result res;
+        mpmap_report rep;
+        int rc = mpmap_keyed_run(MPI_COMM_WORLD, &cfg, &job, &res, &rep);
+        CHECK(rc == MPMAP_OK, "combiner keys, budget %zu: %s (%s)", budgets[b], mpmap_strerror(rc),
+              rep.message);
+        if (rc == MPMAP_OK) {
+            CHECK(res.nkeys == (int64_t)k + w.big, "combiner keys: %lld keys, want %zu",
+                  (long long)res.nkeys, k + (size_t)w.big);
+            long long pairs = res.pairs_emitted, all = 0;
+            MPI_Allreduce(&pairs, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+            CHECK(all == (long long)n - !w.big, "combiner keys: %lld pairs, want %zu", all,
+                  n - !w.big);
+        }
+        /* the short keys in the reference's order, the big one where it sorts */
+        size_t pi = 0;
+        int seen_big = 0;
+        for (int64_t i = 0; rank_ == 0 && rc == MPMAP_OK && i < res.nkeys; i++) {
+            size_t len;
+            const char *got = mpmap_keyed_key(&res, i, &len);
+            uint64_t v;
+            memcpy(&v, mpmap_keyed_value(&res, i), 8);
+            int ok;
+            if (len == WORDS_BIG) {
+                ok = w.big && !seen_big && got[0] == 'b' && got[WORDS_BIG - 1] == 'b' && v == big;
+                seen_big = 1;
+            } else {
+                ok = pi < k && len == p[pi].len && !memcmp(got, p[pi].key, len) && v == p[pi].sum;
+                pi++;
+            }
+            CHECK(ok, "combiner keys, budget %zu: key %lld differs", budgets[b], (long long)i);
+            if (!ok)
+                break;
+        }
+        mpmap_keyed_result_free(&res);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0 && dir[0])
+        rmdir(dir);
+    free(p);
+}
+
 static void test_task_failure(void)
 {
     tcase c = { .kind = CASE_ISUM, .ntasks = 100, .value_size = 8, .fail_task = 42 };
@@ -198,6 +351,7 @@ int main(int argc, char **argv)
         run_case(&cases[i], names[i]);
     test_budget();
     test_spill();
+    test_combiner_keys();
     test_task_failure();
     test_invalid();
 
