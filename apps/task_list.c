@@ -175,20 +175,17 @@ static int tl_check(mpmap_app *app, void *ctx)
     if (s->resume_failed && c->force)
         return mpmap_app_usage(app, "--resume-failed: give it without --force (--force starts "
                                     "over and runs every task)");
-    /* --resume-failed replaces the finished output on purpose; the old one
-     * stays until the new one is committed. The kit has no hook for that,
-     * so the parsed --force is set here (check runs before the output is
-     * checked). */
-    mpmap_cli_common *flags = (mpmap_cli_common *)c;
-    char ckpt[TL_PATH_MAX + 8];
-    snprintf(ckpt, sizeof ckpt, "%s.ckpt", c->output);
-    /* --resume as well (the batch scripts add it when the output exists):
-     * continues an interrupted --resume-failed run if there is one, else
-     * means nothing more than --resume-failed. */
-    if (s->resume_failed && c->resume && !exists(ckpt))
-        flags->resume = 0;
-    if (s->resume_failed && !flags->resume)
-        flags->force = 1;
+    /* --resume-failed replaces the finished output on purpose (the old one
+     * stays until the new one is committed). With --resume as well (the
+     * batch scripts add it when the output exists) it continues an
+     * interrupted --resume-failed run if there is one, else it means
+     * nothing more than --resume-failed. */
+    if (s->resume_failed) {
+        char ckpt[TL_PATH_MAX + 8];
+        snprintf(ckpt, sizeof ckpt, "%s.ckpt", c->output);
+        bool resume = c->resume && exists(ckpt);
+        mpmap_app_set_output_policy(app, resume, !resume);
+    }
     if (s->template_text) {
         char err[512];
         if (task_template_validate(s->template_text, err, sizeof err) != 0)
@@ -205,13 +202,7 @@ static int tl_setup(mpmap_app *app, void *ctx)
     s->config = mpmap_app_config(app);
     s->joblog_fd = s->tails_fd = -1;
     int size = mpmap_app_size(app);
-    MPI_Comm comm = mpmap_app_comm(app);
     const mpmap_cli_common *c = mpmap_app_common(app);
-    /* What check (rank 0 only) made of --resume/--force with --resume-failed. */
-    int flags[2] = { c->resume, c->force };
-    MPI_Bcast(flags, 2, MPI_INT, 0, comm);
-    ((mpmap_cli_common *)c)->resume = flags[0];
-    ((mpmap_cli_common *)c)->force = flags[1];
     snprintf(s->output, sizeof s->output, "%s", c->output);
     snprintf(s->tails, sizeof s->tails, "%s.tails", c->output);
     snprintf(s->joblog, sizeof s->joblog, "%s", s->joblog_flag ? s->joblog_flag : "");

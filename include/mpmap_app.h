@@ -188,6 +188,13 @@ int mpmap_app_size(const mpmap_app *app);
 MPI_Comm mpmap_app_comm(const mpmap_app *app);
 /* The parsed shared flags (output path, schedule, --quiet, ...). */
 const mpmap_cli_common *mpmap_app_common(const mpmap_app *app);
+/* From check (rank 0, before the output is looked at): how to treat an
+ * existing output, in place of what --resume and --force said; every rank
+ * sees the result in mpmap_app_common after check. For an app
+ * whose own flag implies one of them, e.g. a rerun of the failed tasks
+ * that rebuilds a finished output (the old file stays until the new one is
+ * committed). */
+void mpmap_app_set_output_policy(mpmap_app *app, bool resume, bool force);
 /* The run's configuration; setup may change max_chunk-style tuning. */
 mpmap_config *mpmap_app_config(mpmap_app *app);
 /* Whether --on-error was given, for apps whose default depends on the mode

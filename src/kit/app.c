@@ -167,6 +167,14 @@ static int parse_and_check(mpmap_app *k)
     if (code == 0 && k->a.rank == 0)
         code = app_check_output(&k->a, NULL, k->message, sizeof k->message);
     code = app_agree(&k->a, code, k->message);
+    if (code == 0) {
+        /* check may have changed them (mpmap_app_set_output_policy): every
+         * rank goes on with what rank 0 decided. */
+        int policy[2] = { k->a.common.resume, k->a.common.force };
+        MPI_Bcast(policy, 2, MPI_INT, 0, k->a.comm);
+        k->a.common.resume = policy[0];
+        k->a.common.force = policy[1];
+    }
     return code != 0 ? code : -1;
 }
 
@@ -314,6 +322,11 @@ int mpmap_app_rank(const mpmap_app *k) { return k->a.rank; }
 int mpmap_app_size(const mpmap_app *k) { return k->a.size; }
 MPI_Comm mpmap_app_comm(const mpmap_app *k) { return k->a.comm; }
 const mpmap_cli_common *mpmap_app_common(const mpmap_app *k) { return &k->a.common; }
+void mpmap_app_set_output_policy(mpmap_app *k, bool resume, bool force)
+{
+    k->a.common.resume = resume;
+    k->a.common.force = force;
+}
 mpmap_config *mpmap_app_config(mpmap_app *k) { return &k->a.config; }
 mpmap_h5 *mpmap_app_h5(mpmap_app *k) { return k->a.h5; }
 bool mpmap_app_on_error_given(const mpmap_app *k)
