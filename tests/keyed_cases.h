@@ -319,4 +319,19 @@ static void compare(const char *what, const expected *ex, const mpmap_keyed_resu
     CHECK(bad == 0, "%s: %lld keys differ from the serial result", what, (long long)bad);
 }
 
+/* A fresh directory under /tmp made by rank 0, its name on every rank in
+ * dir (64 bytes); "" (and a failed check) when it cannot be made. name
+ * tells the tests' directories apart when one is left behind. */
+static void shared_scratch_dir(char *dir, const char *name)
+{
+    dir[0] = '\0';
+    if (rank_ == 0) {
+        snprintf(dir, 64, "/tmp/mpmap-keyed-%s-XXXXXX", name);
+        if (!mkdtemp(dir))
+            dir[0] = '\0';
+    }
+    MPI_Bcast(dir, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
+    CHECK(dir[0] != '\0', "mkdtemp failed");
+}
+
 #endif

@@ -10,6 +10,7 @@
  * environment.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "mpi_check.h"
 #include "mpmap.h"
 
 #include <math.h>
@@ -19,18 +20,6 @@
 #include <string.h>
 
 static int failures, checks, my_rank, nranks;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__,     \
-                    #cond);                                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
 
 /* A record from the task index alone, with some work to spread the tasks. */
 static double expected(int64_t t) { return sin((double)t) * 1e3 + (double)(t % 97) / 7.0; }

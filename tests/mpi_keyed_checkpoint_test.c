@@ -148,14 +148,8 @@ static void checkpoint_case(const tcase *tc, const char *dir, int spill, MPI_Com
 
 static void test_checkpoint(void)
 {
-    char dir[64] = "";
-    if (rank_ == 0) {
-        snprintf(dir, sizeof dir, "/tmp/mpmap-keyed-ckpt-XXXXXX");
-        if (!mkdtemp(dir))
-            dir[0] = '\0';
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    CHECK(dir[0] != '\0', "mkdtemp failed");
+    char dir[64];
+    shared_scratch_dir(dir, "ckpt");
     if (!dir[0])
         return;
     /* The resumes' other rank count: one rank fewer (one rank alone runs

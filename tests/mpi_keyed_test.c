@@ -71,14 +71,8 @@ static void test_budget(void)
  * a message naming the directory. */
 static void test_spill(void)
 {
-    char dir[64] = "";
-    if (rank_ == 0) {
-        snprintf(dir, sizeof dir, "/tmp/mpmap-keyed-spill-XXXXXX");
-        if (!mkdtemp(dir))
-            dir[0] = '\0';
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    CHECK(dir[0] != '\0', "mkdtemp failed");
+    char dir[64];
+    shared_scratch_dir(dir, "spill");
     if (!dir[0])
         return;
     tcase cases[] = {
@@ -241,14 +235,8 @@ static void test_combiner_keys(void)
         else
             p[k++] = p[i];
     }
-    char dir[64] = "";
-    if (rank_ == 0) {
-        snprintf(dir, sizeof dir, "/tmp/mpmap-keyed-comb-XXXXXX");
-        if (!mkdtemp(dir))
-            dir[0] = '\0';
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    CHECK(dir[0] != '\0', "mkdtemp failed");
+    char dir[64];
+    shared_scratch_dir(dir, "comb");
     const size_t budgets[] = { 0, 192 << 10 };
     for (size_t b = 0; b < 2 && dir[0]; b++) {
         words_ctx w = { key, budgets[b] == 0 };

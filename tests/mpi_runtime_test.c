@@ -9,6 +9,7 @@
  * checks that the sub-managers relayed and computed nothing).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "mpi_check.h"
 #include "mpmap.h"
 
 #include <errno.h>
@@ -23,22 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__,     \
-                    #cond);                                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
-
-static int my_rank, nranks;
+static int failures, checks, my_rank, nranks;
 
 /* A record of three values derived from the task index alone. */
 typedef struct record {
