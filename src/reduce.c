@@ -30,13 +30,16 @@ int mpmap_reduce_check(mpmap_reduce_op op, mpmap_datatype type, size_t record_si
         memcpy((char *)acc + off, &v, sizeof v);                                                   \
     }
 
-#define MPMAP_REDUCE_FOLD(T)                                                                       \
+/* Sums are taken in U: the unsigned type of an integer T, so an integer
+ * sum wraps as two's complement (the same bits on every machine) instead of
+ * overflowing, which C leaves undefined. */
+#define MPMAP_REDUCE_FOLD(T, U)                                                                    \
     for (size_t off = 0; off + sizeof(T) <= record_size; off += sizeof(T)) {                       \
         T x, a;                                                                                    \
         memcpy(&x, (const char *)record + off, sizeof x);                                          \
         memcpy(&a, (char *)acc + off, sizeof a);                                                   \
         if (op == MPMAP_REDUCE_SUM)                                                                \
-            a += x;                                                                                \
+            a = (T)((U)a + (U)x);                                                                  \
         else if (op == MPMAP_REDUCE_MIN ? x < a : x > a)                                           \
             a = x;                                                                                 \
         memcpy((char *)acc + off, &a, sizeof a);                                                   \
@@ -71,10 +74,10 @@ void mpmap_reduce_fold(mpmap_reduce_op op, mpmap_datatype type, size_t record_si
         return;
     }
     if (type == MPMAP_DOUBLE) {
-        MPMAP_REDUCE_FOLD(double)
+        MPMAP_REDUCE_FOLD(double, double)
     } else if (type == MPMAP_INT64) {
-        MPMAP_REDUCE_FOLD(int64_t)
+        MPMAP_REDUCE_FOLD(int64_t, uint64_t)
     } else {
-        MPMAP_REDUCE_FOLD(int32_t)
+        MPMAP_REDUCE_FOLD(int32_t, uint32_t)
     }
 }

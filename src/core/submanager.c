@@ -159,7 +159,8 @@ static int super_account(submanager *s, size_t k, int64_t tasks)
 static int pool_push(submanager *s, span x)
 {
     if (s->pool_head + s->pool_count == s->pool_capacity) {
-        memmove(s->pool, s->pool + s->pool_head, s->pool_count * sizeof *s->pool);
+        if (s->pool_count > 0) /* the pool may not exist yet: memmove(NULL) is not allowed */
+            memmove(s->pool, s->pool + s->pool_head, s->pool_count * sizeof *s->pool);
         s->pool_head = 0;
         if (s->pool_count == s->pool_capacity) {
             size_t cap = s->pool_capacity ? 2 * s->pool_capacity : 16;
