@@ -206,7 +206,8 @@ static void fold_ref(const mpmap_keyed_job *job, const void *x, void *acc)
             int64_t a, v;
             memcpy(&a, (char *)acc + off, 8);
             memcpy(&v, (const char *)x + off, 8);
-            a = job->op == MPMAP_REDUCE_SUM   ? a + v
+            /* the sum wraps (two's complement), as the library's does */
+            a = job->op == MPMAP_REDUCE_SUM   ? (int64_t)((uint64_t)a + (uint64_t)v)
                 : job->op == MPMAP_REDUCE_MIN ? (v < a ? v : a)
                                               : (v > a ? v : a);
             memcpy((char *)acc + off, &a, 8);
