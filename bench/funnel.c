@@ -3,10 +3,15 @@
  * RECORD_KIB KiB of doubles that cost next to nothing to compute, so the run
  * is bound by what rank 0 does with each record: receive it, put it in task
  * order and write it into the output through the app kit, as every app's
- * results go. bench/funnel_run.sh compares this rate with what the apps
+ * results go. bench/funnel_run.py compares this rate with what the apps
  * produce per rank and reports where one rank 0 stops keeping up.
  *
+ * The kit's common flags apply: with --write ranks every rank writes its own
+ * rows into the output instead (bench/funnel_writers.py sets the two
+ * against each other).
+ *
  *     mpirun -n 2 funnel --tasks 2000 --record-kib 1024 --output f.h5
+ *     mpirun -n 8 funnel --tasks 2000 --record-kib 1024 --write ranks --output f.h5
  */
 #include "mpmap_app.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rank 0's intake rate, and where one rank 0 stops keeping up with many ranks.
 
-    bench/funnel_run.py [--build DIR] [--reps N] [--quick]
+    bench/funnel_run.py [--build DIR] [--progs DIR] [--reps N] [--quick] [--writers-only]
 
 Every result travels to rank 0, which puts it in task order and writes it
 into the output. This measures
@@ -15,19 +15,27 @@ into the output. This measures
   point per width), param_sweep's linear model with 1 MiB records;
 
 and reports the crossover: ranks = intake / production per rank, the rank
-count from which rank 0, not the computing, sets the pace. Writes
-bench/results/funnel.json and funnel.md.
+count from which rank 0, not the computing, sets the pace;
+
+* writers (funnel_writers.py): the same records with `--write rank0` (the
+  funnel) and `--write ranks` (every rank pwrite()s its own rows into the
+  output and fdatasync()s them before reporting a range) at 1, 2, 4, 8
+  ranks, and the disk's own write and fdatasync rates as the yardstick.
+
+Writes bench/results/funnel.json and funnel.md. --writers-only measures the
+writers alone and keeps the other figures of funnel.json.
 """
 import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import funnel_writers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -138,19 +146,30 @@ def markdown(res):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--progs", default=os.path.join(ROOT, "build", "bench-progs"),
+                    help="where the funnel program is built")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="256 MiB per intake run, 2 reps")
+    ap.add_argument("--quick", action="store_true",
+                    help="256 MiB per intake run, 64 MiB per writers run, fewer runs")
+    ap.add_argument("--writers-only", action="store_true",
+                    help="measure rank0 against ranks writing only; keep the other figures")
     a = ap.parse_args()
     reps = 2 if a.quick else a.reps
-    exe = build(a.build, os.path.join(ROOT, "build", "bench-progs"))
+    exe = build(a.build, a.progs)
     apps = os.path.join(a.build, "apps")
+    out = os.path.join(HERE, "results")
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "build")) as work:
-        res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "cores": os.cpu_count(), "load": load, "reps": reps,
-               "intake": intake(exe, work, reps, 256 if a.quick else 1024),
-               "production": production(apps, work, reps)}
-    res["load_end"] = os.getloadavg()
+        if a.writers_only:
+            with open(os.path.join(out, "funnel.json")) as f:
+                res = json.load(f)
+        else:
+            res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   "cores": os.cpu_count(), "load": load, "reps": reps,
+                   "intake": intake(exe, work, reps, 256 if a.quick else 1024),
+                   "production": production(apps, work, reps)}
+            res["load_end"] = os.getloadavg()
+        res["writers"] = funnel_writers.writers(sh, exe, work, 1 if a.quick else reps, a.quick)
     best = {r["record_kib"]: r["mb_per_s"] for r in res["intake"] if r["ranks"] == 2}
     for p in res["production"]:
         # Rank 0's intake measured with the record size nearest the app's.
@@ -158,12 +177,12 @@ def main():
         p["intake_record_kib"] = size
         p["intake_mb_per_s"] = best[size]
         p["crossover_ranks"] = best[size] / p["mb_per_s_per_rank"]
-    out = os.path.join(HERE, "results")
     with open(os.path.join(out, "funnel.json"), "w") as f:
         json.dump(res, f, indent=1)
+    text = markdown(res) + "\n" + funnel_writers.markdown(res["writers"])
     with open(os.path.join(out, "funnel.md"), "w") as f:
-        f.write(markdown(res))
-    sys.stdout.write(markdown(res))
+        f.write(text)
+    sys.stdout.write(text)
     return 0
 
 

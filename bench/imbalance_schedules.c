@@ -17,10 +17,13 @@
  * CPU from HOG_START to HOG_START + HOG_LENGTH seconds after the run began,
  * taking a core (as another user's process would) for part of the run.
  *
- * Each SCHEDULE (a name of mpmap_schedule_names, optionally NAME:CHUNK) runs
- * REPS times, in turn, in one MPI job, with a barrier before each run.
+ * Each SCHEDULE (a name of mpmap_schedule_names, optionally NAME:CHUNK,
+ * and/or a ":pure" suffix for manager_computes = 0: rank 0 only manages)
+ * runs REPS times, in turn, in one MPI job, with a barrier before each run.
  * Rank 0 prints one JSON line per run: wall_time (mpmap_report), total and
- * max task cost, actual (slept or spun) total, chunks.
+ * max task cost, the largest task's index, actual (slept or spun) total and
+ * per rank, chunks; with IMBALANCE_TRACE=1 in the environment also "trace",
+ * every chunk as [begin, end, rank, start, finish] (mpmap_job.trace).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <mpmap.h>
@@ -38,9 +41,31 @@
 typedef struct bench_job {
     double *cost; /* seconds per task */
     int64_t n;
-    int sleep;     /* 1: sleep, 0: spin on thread CPU time */
-    double actual; /* this rank's measured time in tasks */
+    int sleep;                 /* 1: sleep, 0: spin on thread CPU time */
+    double actual;             /* this rank's measured time in tasks */
+    struct bench_trace *trace; /* rank 0 with IMBALANCE_TRACE=1, else NULL */
 } bench_job;
+
+/* Rank 0's record of the chunks of one run, from mpmap_job.trace. */
+typedef struct bench_trace {
+    mpmap_trace_entry *items;
+    size_t count, capacity;
+} bench_trace;
+
+static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
+{
+    bench_trace *t = ((bench_job *)context)->trace;
+    if (t->count == t->capacity) {
+        size_t cap = t->capacity ? 2 * t->capacity : 256;
+        mpmap_trace_entry *grown = realloc(t->items, cap * sizeof *grown);
+        if (!grown)
+            return 1;
+        t->items = grown;
+        t->capacity = cap;
+    }
+    t->items[t->count++] = *entry;
+    return 0;
+}
 
 typedef struct bench_hog {
     double start, length; /* seconds after the run began */
@@ -116,6 +141,7 @@ int main(int argc, char **argv)
     if (!job.cost)
         MPI_Abort(MPI_COMM_WORLD, 1);
     double sum = 0, largest = 0;
+    int64_t largest_task = 0;
     for (int64_t t = 0; t < job.n; t++) {
         uint64_t bits = bench_mix((uint64_t)seed * 0x100000001b3ull ^ (uint64_t)t) >> 11;
         job.cost[t] = pow(1.0 - (double)bits * 0x1.0p-53, -1.0 / alpha);
@@ -123,21 +149,35 @@ int main(int argc, char **argv)
     }
     for (int64_t t = 0; t < job.n; t++) {
         job.cost[t] *= total / sum;
-        largest = job.cost[t] > largest ? job.cost[t] : largest;
+        if (job.cost[t] > largest) {
+            largest = job.cost[t];
+            largest_task = t;
+        }
     }
 
+    const char *trace_env = getenv("IMBALANCE_TRACE");
+    bench_trace trace = { 0 };
+    if (rank == 0 && trace_env && strcmp(trace_env, "1") == 0)
+        job.trace = &trace;
+    double *per_rank = malloc((size_t)size * sizeof *per_rank);
+    if (!per_rank)
+        MPI_Abort(MPI_COMM_WORLD, 1);
     int rc = 0;
     for (int r = 0; r < (int)reps && rc == 0; r++)
         for (int a = 9; a < argc && rc == 0; a++) {
             char name[64];
             snprintf(name, sizeof name, "%s", argv[a]);
-            char *colon = strchr(name, ':');
             mpmap_config config;
             mpmap_config_init(&config);
-            if (colon) {
+            int pure = 0;
+            for (char *colon = strrchr(name, ':'); colon; colon = strrchr(name, ':')) {
                 *colon = '\0';
-                config.chunk = atoll(colon + 1);
+                if (strcmp(colon + 1, "pure") == 0)
+                    pure = 1;
+                else
+                    config.chunk = atoll(colon + 1);
             }
+            config.manager_computes = !pure;
             if (mpmap_schedule_from_name(name, &config.schedule) != 0) {
                 if (rank == 0)
                     fprintf(stderr, "imbalance_schedules: unknown schedule '%s'\n", name);
@@ -145,7 +185,12 @@ int main(int argc, char **argv)
                 break;
             }
             job.actual = 0;
-            mpmap_job mj = { .ntasks = job.n, .record_size = 0, .map = bench_map, .context = &job };
+            trace.count = 0;
+            mpmap_job mj = { .ntasks = job.n,
+                             .record_size = 0,
+                             .map = bench_map,
+                             .context = &job,
+                             .trace = job.trace ? bench_trace_add : NULL };
             MPI_Barrier(MPI_COMM_WORLD);
             bench_hog hog = { hog_start, hog_length, bench_clock(CLOCK_MONOTONIC) };
             pthread_t hog_thread;
@@ -157,6 +202,7 @@ int main(int argc, char **argv)
                 pthread_join(hog_thread, NULL);
             double actual = 0;
             MPI_Reduce(&job.actual, &actual, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Gather(&job.actual, 1, MPI_DOUBLE, per_rank, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
             if (run_rc != 0) {
                 if (rank == 0)
                     fprintf(stderr, "imbalance_schedules: %s: %s\n", argv[a], report.message);
@@ -174,13 +220,29 @@ int main(int argc, char **argv)
                 printf("{\"schedule\": \"%s\", \"chunk\": %lld, \"mode\": \"%s\", \"ranks\": %d, "
                        "\"tasks\": %lld, \"rep\": %d, \"hog_start\": %g, \"hog_length\": %g, "
                        "\"wall_time\": %.9g, \"total\": %.9g, \"actual\": %.9g, \"max\": %.9g, "
-                       "\"chunks\": %lld, \"load1\": %.2f}\n",
+                       "\"chunks\": %lld, \"load1\": %.2f, \"pure\": %d, \"largest_task\": %lld, "
+                       "\"actual_per_rank\": [",
                        name, (long long)config.chunk, argv[1], size, (long long)job.n, r, hog_start,
                        hog_length, report.wall_time, total, actual, largest,
-                       (long long)report.chunks, load[0]);
+                       (long long)report.chunks, load[0], pure, (long long)largest_task);
+                for (int k = 0; k < size; k++)
+                    printf("%s%.6f", k ? ", " : "", per_rank[k]);
+                printf("]");
+                if (job.trace) {
+                    printf(", \"trace\": [");
+                    for (size_t k = 0; k < trace.count; k++) {
+                        const mpmap_trace_entry *e = &trace.items[k];
+                        printf("%s[%lld, %lld, %d, %.6f, %.6f]", k ? ", " : "", (long long)e->begin,
+                               (long long)e->end, (int)e->rank, e->start, e->finish);
+                    }
+                    printf("]");
+                }
+                printf("}\n");
                 fflush(stdout);
             }
         }
+    free(trace.items);
+    free(per_rank);
     free(job.cost);
     MPI_Finalize();
     return rc;

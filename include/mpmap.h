@@ -63,7 +63,7 @@ enum {
     MPMAP_EIO = -6,          /* reading or writing a file failed */
     MPMAP_EHDF5 = -7,        /* an HDF5 call failed */
     MPMAP_ERESUME = -8,      /* checkpoint missing, damaged or of another job */
-    MPMAP_ECALLBACK = -9     /* a sink, reduce or trace callback returned an error */
+    MPMAP_ECALLBACK = -9     /* a sink, reduce, trace or store callback returned an error */
 };
 
 /* Text for an error code; never NULL. */
@@ -143,7 +143,8 @@ typedef int (*mpmap_map_fn)(int64_t begin, int64_t end, void *records, mpmap_tas
  * Rank 0 only: receives records [begin, end) in ascending task order, each
  * task exactly once (tasks restored from a checkpoint included). status is
  * NULL when every task in the range succeeded, else one code per task (0 =
- * ok). A non-zero return stops the run with MPMAP_ECALLBACK.
+ * ok). records is NULL when job.store keeps them on the ranks. A non-zero
+ * return stops the run with MPMAP_ECALLBACK.
  */
 typedef int (*mpmap_sink_fn)(int64_t begin, int64_t end, const void *records, const int32_t *status,
                              void *context);
@@ -221,6 +222,18 @@ typedef struct mpmap_job {
      * here, while mpirun's grace time before SIGKILL still runs. Results
      * may still reach the sink after it. */
     void (*stopping)(int status, void *context);
+    /* Every rank, optional: records stay on the rank that computed them.
+     * That rank calls store with the records of tasks [begin, end), all of
+     * which succeeded (a failed task's record is never stored), before it
+     * reports the range to rank 0; only ranges and statuses travel. Rank
+     * 0's sink then gets records == NULL (status as usual), results and
+     * reductions are refused (MPMAP_EINVAL), and a checkpoint logs ranges
+     * only: a range counts as done once reported, so with a checkpoint,
+     * store must have made the records durable when it returns. A
+     * non-zero return stops the run with MPMAP_ECALLBACK; message (size
+     * MPMAP_MESSAGE_MAX, "" on entry) may say why, in one line. Set it on
+     * every rank or on none. */
+    int (*store)(int64_t begin, int64_t end, const void *records, char *message, void *context);
 } mpmap_job;
 
 /* How chunks travel from rank 0 to the ranks (mpmap_config.dispatch). */

@@ -242,6 +242,7 @@ typedef struct mpmap_cli_common {
     const char *on_error;      /* --on-error stop|continue (default stop) */
     double progress_interval;  /* --progress-interval SECONDS, > 0 (default 1) */
     int live;                  /* --live: the output readable while it is written */
+    const char *write;         /* --write rank0|ranks: who writes the results (default rank0) */
 
     /* Text of the defaults shown by --help; filled by mpmap_cli_common_options. */
     char chunk_default[24];
@@ -249,7 +250,7 @@ typedef struct mpmap_cli_common {
 } mpmap_cli_common;
 
 /* Number of table entries mpmap_cli_common_options writes. */
-#define MPMAP_CLI_COMMON_COUNT 9
+#define MPMAP_CLI_COMMON_COUNT 10
 
 void mpmap_cli_common_init(mpmap_cli_common *common);
 

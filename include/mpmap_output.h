@@ -8,6 +8,9 @@
  *   OUT.ckpt     the checkpoint of completed tasks (the runtime's)
  *   OUT.lock     the lock: while a run lives it holds an exclusive flock on
  *                this file, which names its host and pid
+ * and, when every rank writes its own rows (the kit's --write ranks), two
+ * more kept for --resume: OUT.ckpt.rows (where the checkpoint's rows are)
+ * and OUT.partial.prev (the data file of a stopped run).
  *
  * The lock is taken first, before anything else is looked at, and held until
  * mpmap_output_close; a second run on the same OUT is refused whatever its

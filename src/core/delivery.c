@@ -39,6 +39,30 @@ static const char *ckpt_reason(const mpmap__delivery *d, const char *fallback)
     return detail && detail[0] ? detail : fallback;
 }
 
+/*
+ * A checkpoint refused for its record size (mpmap__ckpt_open's "record
+ * size was N bytes, now M") because one run kept its records on the ranks
+ * (job.store, records of 0 bytes in the log) and the other did not: say
+ * that, as "8 bytes, now 0" alone would leave the user guessing.
+ */
+static void explain_store_mismatch(const char *path, const mpmap_job *job, char *err, size_t errlen)
+{
+    const char *at = err ? strstr(err, "record size was ") : NULL;
+    unsigned long long was;
+    if (!at || sscanf(at, "record size was %llu", &was) != 1)
+        return;
+    if (job->store && was > 0)
+        snprintf(err, errlen,
+                 "checkpoint '%s' holds %llu-byte records; this run keeps records on the "
+                 "ranks (store)",
+                 path, was);
+    else if (!job->store && was == 0 && job->record_size > 0)
+        snprintf(err, errlen,
+                 "checkpoint '%s' holds no records (its run kept them on the ranks, store); "
+                 "this run collects %zu-byte records on rank 0",
+                 path, job->record_size);
+}
+
 int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const mpmap_job *job,
                          int64_t ntasks, size_t record_size, char *err, size_t errlen)
 {
@@ -55,6 +79,8 @@ int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const m
         int rc = mpmap__ckpt_open(config->checkpoint_path,
                                   config->fingerprint ? config->fingerprint : "", ntasks,
                                   record_size, config->resume, &d->ckpt, err, errlen);
+        if (rc == MPMAP_ERESUME)
+            explain_store_mismatch(config->checkpoint_path, job, err, errlen);
         if (rc != MPMAP_OK)
             return rc;
         d->nrestored = mpmap__ckpt_restored(d->ckpt, &d->restored);
@@ -102,7 +128,8 @@ static void deliver(mpmap__delivery *d, int64_t begin, int64_t end, const char *
     if (n <= 0)
         return;
     if (job->sink && !d->sink_off) {
-        if (job->sink(begin, end, records, status, job->context) != 0) {
+        /* In store mode the records are on the ranks that computed them. */
+        if (job->sink(begin, end, job->store ? NULL : records, status, job->context) != 0) {
             d->sink_off = true;
             note(o, MPMAP_ECALLBACK, "the result sink failed");
         }
@@ -131,7 +158,7 @@ static void deliver(mpmap__delivery *d, int64_t begin, int64_t end, const char *
 static void deliver_restored(mpmap__delivery *d, mpmap_range rg, outcome *o)
 {
     size_t rs = d->record_size;
-    int64_t step = rs > 0 ? (int64_t)(RESTORE_PIECE_BYTES / rs) : rg.end - rg.begin;
+    int64_t step = (int64_t)(RESTORE_PIECE_BYTES / (rs > 0 ? rs : sizeof(int32_t)));
     if (step < 1)
         step = 1;
     int64_t most = step < rg.end - rg.begin ? step : rg.end - rg.begin;

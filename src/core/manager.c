@@ -229,6 +229,8 @@ static int handle_entry(mpmap__manager *m, const char *buffer, int bytes, int so
         snprintf(err.message, sizeof err.message, "%s", h.message);
         m->r->job->task_failed(&err, m->r->job->context);
     }
+    if (h.flags & MPMAP__RESULT_STORE_FAILED)
+        mpmap__manager_stop(m, MPMAP_ECALLBACK, -1, h.message);
     if (h.flags & MPMAP__RESULT_FAILED) {
         char text[MPMAP_MESSAGE_MAX + 64];
         snprintf(text, sizeof text, "task %lld failed: %s", (long long)h.failed_task, h.message);
@@ -407,7 +409,9 @@ static int manager_setup(mpmap__manager *m, mpmap__run *r, char *err, size_t err
     m->offsets[m->npending] = total;
 
     int64_t chunk, max_chunk;
-    mpmap__chunk_bounds(cfg->chunk, cfg->max_chunk, rs, &chunk, &max_chunk);
+    /* Chunks are bounded by the records the map writes, wherever they go. */
+    mpmap__chunk_bounds(cfg->chunk, cfg->max_chunk, (size_t)r->params.map_record_size, &chunk,
+                        &max_chunk);
     rc = mpmap__scheduler_init(&m->sched, cfg->schedule, total,
                                m->sched_workers > 0 ? m->sched_workers : 1, chunk, max_chunk);
     if (rc != MPMAP_OK) {
@@ -484,7 +488,7 @@ int mpmap__manager_main(mpmap__manager *m)
         }
         if (m->own.index < m->own.count) { /* rank 0 holds work of its own */
             if (m->stopping == MPMAP_EINTERRUPTED) {
-                mpmap__manager_own_flush(m, o->pos); /* keep what this rank finished */
+                (void)mpmap__manager_own_flush(m, o->pos); /* keep what this rank finished */
                 o->index = o->count;
                 continue;
             }

@@ -13,27 +13,39 @@
 
 /* Hands rank 0's own results [flushed, upto) of the current range on:
  * at the end of a range, and every flush_interval seconds within a long
- * one, so they reach the checkpoint as soon as a worker's would. */
-void mpmap__manager_own_flush(mpmap__manager *m, int64_t upto)
+ * one, so they reach the checkpoint as soon as a worker's would. In store
+ * mode they are stored first; when that fails they are not done, and the
+ * run stops (MPMAP_ECALLBACK returned). */
+int mpmap__manager_own_flush(mpmap__manager *m, int64_t upto)
 {
     own_chunk *o = &m->own;
-    size_t rs = (size_t)m->r->params.record_size;
+    const mpmap_job *job = m->r->job;
+    size_t rs = (size_t)m->r->params.map_record_size;
     int64_t range_begin = o->ranges[o->index].begin;
     int64_t from = o->flushed;
     if (upto > from) {
         const int32_t *status = o->status ? o->status + (from - range_begin) : NULL;
+        const char *records = o->buffer + (size_t)(from - range_begin) * rs;
+        if (job->store) {
+            char message[MPMAP_MESSAGE_MAX];
+            if (mpmap__store_runs(job, from, upto, records, rs, status, message) != MPMAP_OK) {
+                mpmap__manager_stop(m, MPMAP_ECALLBACK, -1, message);
+                return MPMAP_ECALLBACK;
+            }
+        }
         double finish = MPI_Wtime() - m->r->t0;
-        mpmap__manager_accept(m, from, upto, o->buffer + (size_t)(from - range_begin) * rs, status);
+        mpmap__manager_accept(m, from, upto, records, status);
         mpmap__manager_trace(m, from, upto, 0, o->start, finish);
         o->flushed = upto;
         o->start = finish;
     }
+    return MPMAP_OK;
 }
 
 int mpmap__manager_own_start(mpmap__manager *m)
 {
     own_chunk *o = &m->own;
-    size_t rs = (size_t)m->r->params.record_size;
+    size_t rs = (size_t)m->r->params.map_record_size;
     mpmap_range rg = o->ranges[o->index];
     int64_t n = rg.end - rg.begin;
     if (n > o->room) {
@@ -58,7 +70,7 @@ int mpmap__manager_own_slice(mpmap__manager *m)
 {
     mpmap__run *r = m->r;
     own_chunk *o = &m->own;
-    size_t rs = (size_t)r->params.record_size;
+    size_t rs = (size_t)r->params.map_record_size;
     mpmap_range rg = o->ranges[o->index];
     int64_t len = o->slice_len < rg.end - o->pos ? o->slice_len : rg.end - o->pos;
     char *out = o->buffer + (size_t)(o->pos - rg.begin) * rs;
@@ -72,7 +84,7 @@ int mpmap__manager_own_slice(mpmap__manager *m)
     o->pos += ok;
     if (ok < len) {
         if (r->params.on_error == MPMAP_ON_ERROR_STOP) {
-            mpmap__manager_own_flush(m, o->pos);
+            (void)mpmap__manager_own_flush(m, o->pos); /* the task's failure stops the run */
             char text[MPMAP_MESSAGE_MAX + 64];
             snprintf(text, sizeof text, "task %lld failed: %s", (long long)err.task, err.message);
             mpmap__manager_stop(m, MPMAP_ETASK, err.task, text);
@@ -91,10 +103,14 @@ int mpmap__manager_own_slice(mpmap__manager *m)
             r->job->task_failed(&err, r->job->context);
     }
     mpmap__chunk_cost_add(&m->costs[0], o->pos - from, o->last_slice);
-    if (o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval)
-        mpmap__manager_own_flush(m, o->pos);
+    if ((o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval) ||
+        o->pos == rg.end) {
+        if (mpmap__manager_own_flush(m, o->pos) != MPMAP_OK) {
+            o->index = o->count; /* the store failed: rank 0's own work ends here */
+            return MPMAP_OK;
+        }
+    }
     if (o->pos == rg.end) {
-        mpmap__manager_own_flush(m, rg.end);
         o->index++;
         if (o->index < o->count)
             return mpmap__manager_own_start(m);

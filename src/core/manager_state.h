@@ -84,7 +84,9 @@ void mpmap__manager_chunk_done(mpmap__manager *m, int rank, double finish);
 int mpmap__manager_own_start(mpmap__manager *m);
 /* Runs one time slice of rank 0's own work. 0 or MPMAP_ENOMEM. */
 int mpmap__manager_own_slice(mpmap__manager *m);
-/* Hands rank 0's own results of the current range up to `upto` on. */
-void mpmap__manager_own_flush(mpmap__manager *m, int64_t upto);
+/* Hands rank 0's own results of the current range up to `upto` on (in
+ * store mode after storing them). 0, or MPMAP_ECALLBACK when the store
+ * failed (the run is then stopping). */
+int mpmap__manager_own_flush(mpmap__manager *m, int64_t upto);
 
 #endif

@@ -7,7 +7,9 @@
  *           task ranges of one chunk; n = 0 means STOP (no more work).
  *   RESULT  worker -> manager: result_header, records, then (if flagged) one
  *           int32 status per task. Each message covers a contiguous piece of
- *           an assignment; the last piece carries RESULT_COMPLETE. A message
+ *           an assignment; the last piece carries RESULT_COMPLETE. In store
+ *           mode (job.store) records stay on the worker and no record bytes
+ *           travel (run_params.record_size is 0). A message
  *           flagged RESULT_REQUEST (a piece, or a bare header) asks for the
  *           next chunk and gets exactly one ASSIGN back.
  *   CANCEL  manager -> worker: stop early (error, interrupt). Sent at most
@@ -41,13 +43,15 @@
 enum { MPMAP__TAG_ASSIGN = 7101, MPMAP__TAG_RESULT = 7102, MPMAP__TAG_CANCEL = 7103 };
 
 enum {
-    MPMAP__RESULT_COMPLETE = 1,    /* last piece of an assignment: answer it */
-    MPMAP__RESULT_HAS_STATUS = 2,  /* per-task status codes follow the records */
-    MPMAP__RESULT_FAILED = 4,      /* a task failed under MPMAP_ON_ERROR_STOP */
-    MPMAP__RESULT_INTERRUPTED = 8, /* the worker saw its interrupt flag */
-    MPMAP__RESULT_TASK_ERROR = 16, /* message holds a failure under ..._CONTINUE */
-    MPMAP__RESULT_REQUEST = 32,    /* the worker asks for its next chunk: answer it */
-    MPMAP__RESULT_AHEAD = 64       /* ... while it still holds work (may be deferred) */
+    MPMAP__RESULT_COMPLETE = 1,      /* last piece of an assignment: answer it */
+    MPMAP__RESULT_HAS_STATUS = 2,    /* per-task status codes follow the records */
+    MPMAP__RESULT_FAILED = 4,        /* a task failed under MPMAP_ON_ERROR_STOP */
+    MPMAP__RESULT_INTERRUPTED = 8,   /* the worker saw its interrupt flag */
+    MPMAP__RESULT_TASK_ERROR = 16,   /* message holds a failure under ..._CONTINUE */
+    MPMAP__RESULT_REQUEST = 32,      /* the worker asks for its next chunk: answer it */
+    MPMAP__RESULT_AHEAD = 64,        /* ... while it still holds work (may be deferred) */
+    MPMAP__RESULT_STORE_FAILED = 128 /* job.store failed (message says why); the piece
+                                        reports no task, and completes its assignment */
 };
 
 typedef struct mpmap__result_header {
@@ -65,7 +69,11 @@ typedef struct mpmap__result_header {
 /* What every rank needs to know of the job; broadcast from rank 0. */
 typedef struct mpmap__run_params {
     int64_t ntasks;
+    /* Record bytes per task on the wire, in delivery and in the checkpoint:
+     * 0 in store mode, where records stay on the rank that computed them. */
     int64_t record_size;
+    int64_t map_record_size; /* record bytes per task the map writes (job.record_size) */
+    int32_t store;           /* job.store is set (on every rank) */
     int32_t prefetch;
     int32_t on_error;
     double flush_interval; /* longest time computed results stay unsent */
@@ -154,6 +162,21 @@ static inline size_t mpmap__result_pack(char *buffer, int64_t n, int64_t room, s
         /* Close the gap between the records written and the status array. */
         memmove(mpmap__result_records(buffer) + (size_t)n * record_size,
                 mpmap__result_status_area(buffer, room, record_size), (size_t)n * sizeof(int32_t));
+        bytes += (size_t)n * sizeof(int32_t);
+    }
+    return bytes;
+}
+
+/* Packs the first n tasks of a piece whose records were handed to job.store
+ * (records of record_size bytes were written, none travel): the message is
+ * header | [n statuses]. Returns the message size. */
+static inline size_t mpmap__result_pack_stored(char *buffer, int64_t n, int64_t room,
+                                               size_t record_size, bool has_status)
+{
+    size_t bytes = sizeof(mpmap__result_header);
+    if (has_status) {
+        memmove(mpmap__result_records(buffer), mpmap__result_status_area(buffer, room, record_size),
+                (size_t)n * sizeof(int32_t));
         bytes += (size_t)n * sizeof(int32_t);
     }
     return bytes;

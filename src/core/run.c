@@ -112,6 +112,16 @@ static int validate_on_root(const mpmap_config *cfg, const mpmap_job *job, char 
         snprintf(err, errlen, "the reduction does not fit the record layout");
         return MPMAP_EINVAL;
     }
+    /* With store the records never reach rank 0, so nothing there can
+     * hold or fold them. */
+    if (job->store && job->results) {
+        snprintf(err, errlen, "job.store keeps records on the ranks: job.results cannot be filled");
+        return MPMAP_EINVAL;
+    }
+    if (job->store && job->reduce_op != MPMAP_REDUCE_NONE) {
+        snprintf(err, errlen, "job.store keeps records on the ranks: they cannot be reduced");
+        return MPMAP_EINVAL;
+    }
     if (job->reduce_op != MPMAP_REDUCE_NONE && !job->reduction) {
         snprintf(err, errlen, "a reduction needs job.reduction");
         return MPMAP_EINVAL;
@@ -190,14 +200,19 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
         if (local == MPMAP_OK)
             local = choose_dispatch(config, &dispatch, &node_size, err, sizeof err);
         if (job && local == MPMAP_OK) {
-            r.params = (mpmap__run_params){ .ntasks = job->ntasks,
-                                            .record_size = (int64_t)job->record_size,
-                                            .prefetch = config->prefetch,
-                                            .on_error = (int32_t)config->on_error,
-                                            .flush_interval = config->checkpoint_interval,
-                                            .dispatch = dispatch,
-                                            .node_size = node_size,
-                                            .schedule = (int32_t)config->schedule };
+            /* In store mode no record travels: the wire, delivery and
+             * checkpoint record size is 0, the map's stays the job's. */
+            r.params =
+                (mpmap__run_params){ .ntasks = job->ntasks,
+                                     .record_size = job->store ? 0 : (int64_t)job->record_size,
+                                     .map_record_size = (int64_t)job->record_size,
+                                     .store = job->store != NULL,
+                                     .prefetch = config->prefetch,
+                                     .on_error = (int32_t)config->on_error,
+                                     .flush_interval = config->checkpoint_interval,
+                                     .dispatch = dispatch,
+                                     .node_size = node_size,
+                                     .schedule = (int32_t)config->schedule };
             mpmap__chunk_bounds(config->chunk, config->max_chunk, job->record_size,
                                 &r.params.min_chunk, &r.params.max_chunk);
         }
@@ -215,10 +230,14 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
         if (!job || !job->map) {
             local = MPMAP_EINVAL;
             snprintf(err, sizeof err, "rank %d has no map function", r.rank);
-        } else if ((int64_t)job->record_size != r.params.record_size) {
+        } else if ((int64_t)job->record_size != r.params.map_record_size) {
             local = MPMAP_EINVAL;
             snprintf(err, sizeof err, "rank %d has record_size %zu, rank 0 has %lld", r.rank,
-                     job->record_size, (long long)r.params.record_size);
+                     job->record_size, (long long)r.params.map_record_size);
+        } else if ((job->store != NULL) != (r.params.store != 0)) {
+            local = MPMAP_EINVAL;
+            snprintf(err, sizeof err, "rank %d has %s store function, rank 0 has %s", r.rank,
+                     job->store ? "a" : "no", r.params.store ? "one" : "none");
         }
     } else if (r.rank == 0 && local == MPMAP_OK && !job->map) {
         local = MPMAP_EINVAL;

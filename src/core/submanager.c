@@ -372,8 +372,8 @@ static int handle_piece(submanager *s, char *buffer, int bytes, int from)
         return MPMAP_EMPI;
     local_worker *w = &s->workers[s->index_of[from]];
     int64_t n = h.end - h.begin;
-    const int32_t urgent =
-        MPMAP__RESULT_FAILED | MPMAP__RESULT_INTERRUPTED | MPMAP__RESULT_TASK_ERROR;
+    const int32_t urgent = MPMAP__RESULT_FAILED | MPMAP__RESULT_INTERRUPTED |
+                           MPMAP__RESULT_TASK_ERROR | MPMAP__RESULT_STORE_FAILED;
     int rc = MPMAP_OK;
     if (n > 0 || (h.flags & urgent)) {
         /* Passed on as it is, without the flags that speak of the worker's

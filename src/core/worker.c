@@ -42,6 +42,32 @@ int64_t mpmap__run_map(const mpmap_job *job, int64_t begin, int64_t end, void *r
     return err->task - begin;
 }
 
+int mpmap__store_runs(const mpmap_job *job, int64_t begin, int64_t end, const char *records,
+                      size_t record_size, const int32_t *status, char *message)
+{
+    int64_t t = begin;
+    while (t < end) {
+        if (status && status[t - begin] != 0) {
+            t++; /* a failed task's record is never stored */
+            continue;
+        }
+        int64_t run_end = status ? t + 1 : end;
+        while (run_end < end && status[run_end - begin] == 0)
+            run_end++;
+        message[0] = '\0';
+        if (job->store(t, run_end, records + (size_t)(t - begin) * record_size, message,
+                       job->context) != 0) {
+            message[MPMAP_MESSAGE_MAX - 1] = '\0';
+            if (message[0] == '\0')
+                snprintf(message, MPMAP_MESSAGE_MAX, "storing tasks %lld..%lld failed",
+                         (long long)t, (long long)run_end - 1);
+            return MPMAP_ECALLBACK;
+        }
+        t = run_end;
+    }
+    return MPMAP_OK;
+}
+
 int64_t mpmap__next_slice_length(int64_t length, double elapsed, double target)
 {
     if (elapsed < target / 4 && length < (INT64_MAX / 2))
@@ -70,6 +96,7 @@ typedef struct worker {
     double asked_at;         /* when the request in flight was sent */
     double reply_latency;    /* running estimate of request -> answer time */
     int64_t current_left;    /* tasks left in the assignment being computed */
+    bool store_failed;       /* job.store failed: the assignment ended with it */
     mpmap__sends sends;
 } worker;
 
@@ -219,7 +246,22 @@ static int piece_open(piece *p, int64_t begin, int64_t room, size_t record_size,
  * next chunk when one is due, saving a message. */
 static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error *err)
 {
-    size_t rs = (size_t)w->r->params.record_size;
+    const mpmap_job *job = w->r->job;
+    size_t rs = (size_t)w->r->params.map_record_size;
+    char stored[MPMAP_MESSAGE_MAX]; /* set when the store fails */
+    if (job->store && p->filled > 0 &&
+        mpmap__store_runs(job, p->begin, p->begin + p->filled, piece_records(p), rs,
+                          p->has_status ? piece_status(p, rs) : NULL, stored) != MPMAP_OK) {
+        /* Not stored, so not done: the piece reports no task, ends the
+         * assignment, and the manager stops the run. */
+        w->halted = true;
+        w->store_failed = true;
+        p->filled = 0;
+        p->has_status = false;
+        flags = MPMAP__RESULT_COMPLETE | MPMAP__RESULT_STORE_FAILED;
+        err = NULL;
+    }
+    bool just_failed = (flags & MPMAP__RESULT_STORE_FAILED) != 0;
     if ((flags & MPMAP__RESULT_COMPLETE) && worker_wants_chunk(w, false)) {
         flags |= MPMAP__RESULT_REQUEST | (w->queued > 0 ? MPMAP__RESULT_AHEAD : 0);
         w->requests++;
@@ -236,7 +278,11 @@ static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error
     h->rank = w->r->rank;
     if (err)
         snprintf(h->message, sizeof h->message, "%s", err->message);
-    size_t bytes = mpmap__result_pack(p->buffer, p->filled, p->room, rs, p->has_status);
+    else if (just_failed)
+        snprintf(h->message, sizeof h->message, "%s", stored);
+    size_t bytes = job->store
+                       ? mpmap__result_pack_stored(p->buffer, p->filled, p->room, rs, p->has_status)
+                       : mpmap__result_pack(p->buffer, p->filled, p->room, rs, p->has_status);
     char *buffer = p->buffer;
     p->buffer = NULL;
     return mpmap__sends_post(&w->sends, buffer, (int)bytes, w->r->boss, MPMAP__TAG_RESULT,
@@ -248,7 +294,7 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
 {
     mpmap__run *r = w->r;
     const mpmap_job *job = r->job;
-    size_t rs = (size_t)r->params.record_size;
+    size_t rs = (size_t)r->params.map_record_size;
     int64_t nranges = mpmap__assign_count(ranges);
     w->current_left = mpmap__assign_tasks(ranges);
     for (int64_t k = 0; k < nranges; k++) {
@@ -288,8 +334,9 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
                  * at most flush_interval seconds of its work. */
                 if (pos < e && MPI_Wtime() - r->t0 - p.start >= r->params.flush_interval) {
                     rc = piece_send(w, &p, 0, NULL);
-                    if (rc == MPMAP_OK)
-                        rc = piece_open(&p, pos, e - pos, rs, MPI_Wtime() - r->t0);
+                    if (rc != MPMAP_OK || w->store_failed)
+                        return rc;
+                    rc = piece_open(&p, pos, e - pos, rs, MPI_Wtime() - r->t0);
                     if (rc != MPMAP_OK)
                         return rc;
                 }
@@ -313,7 +360,7 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
             bool done = pos == e && last_range;
             rc = piece_send(w, &p, MPMAP__RESULT_TASK_ERROR | (done ? MPMAP__RESULT_COMPLETE : 0),
                             &err);
-            if (rc != MPMAP_OK)
+            if (rc != MPMAP_OK || w->store_failed)
                 return rc;
             if (pos < e && piece_open(&p, pos, e - pos, rs, MPI_Wtime() - r->t0) != MPMAP_OK)
                 return MPMAP_ENOMEM;
@@ -324,7 +371,7 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
         }
         if (p.buffer) {
             int rc = piece_send(w, &p, last_range ? MPMAP__RESULT_COMPLETE : 0, NULL);
-            if (rc != MPMAP_OK)
+            if (rc != MPMAP_OK || w->store_failed)
                 return rc;
         }
     }

@@ -26,6 +26,16 @@ int mpmap__worker_main(mpmap__run *r);
 int64_t mpmap__run_map(const mpmap_job *job, int64_t begin, int64_t end, void *records,
                        mpmap_task_error *err);
 
+/*
+ * Store mode: hands the records of tasks [begin, end) (record_size bytes
+ * each, from `records`) to job.store, one call per maximal run of tasks
+ * whose status is 0 (status NULL: all are). Returns 0, or MPMAP_ECALLBACK
+ * at the first failing call, with its reason in message
+ * (MPMAP_MESSAGE_MAX bytes).
+ */
+int mpmap__store_runs(const mpmap_job *job, int64_t begin, int64_t end, const char *records,
+                      size_t record_size, const int32_t *status, char *message);
+
 /* Adapts a slice length so that a slice takes about `target` seconds. */
 int64_t mpmap__next_slice_length(int64_t length, double elapsed, double target);
 

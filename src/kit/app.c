@@ -10,6 +10,7 @@
 #include "h5_internal.h"
 #include "kit_internal.h"
 #include "progress.h"
+#include "rows.h"
 #include "status.h"
 
 #include <stdarg.h>
@@ -25,6 +26,8 @@ struct mpmap_app {
     char message[APP_MESSAGE_MAX]; /* "" when already printed */
     kit_fields fields;             /* rank 0 */
     kit_status status;             /* rank 0: OUT.status while the run lives */
+    bool rows_in_place;            /* --write ranks */
+    kit_rows rows;                 /* every rank, with --write ranks */
     /* --on-error's default, a distinct object: after parsing, the flag's
      * value points here only when it was not given. */
     char on_error_unset[8];
@@ -95,6 +98,11 @@ static int kit_sink(int64_t begin, int64_t end, const void *records, const int32
     return kit_fields_sink(begin, end, records, status, &((mpmap_app *)ctx)->fields);
 }
 
+static int kit_store(int64_t begin, int64_t end, const void *records, char *message, void *ctx)
+{
+    return kit_rows_store(begin, end, records, message, &((mpmap_app *)ctx)->rows);
+}
+
 static void kit_task_failed(const mpmap_task_error *err, void *ctx)
 {
     mpmap_app *k = ctx;
@@ -136,6 +144,9 @@ static void kit_stopping(int status, void *ctx)
     kit_status_close(&k->status); /* the run is over for whoever watches */
     if (!k->a.h5)
         return;
+    /* Results written in place are the checkpoint's: kept aside, not removed. */
+    if (k->rows_in_place)
+        kit_rows_keep_stop(k->a.common.output);
     mpmap_h5_discard(k->a.h5);
     (void)unlink(mpmap_h5_partial_path(k->a.h5));
 }
@@ -182,15 +193,65 @@ static int parse_and_check(mpmap_app *k)
 static int create_output(mpmap_app *k)
 {
     mpmap_app_problem *p = k->def->problem;
+    uint64_t fp = app_hash_bytes(k->a.fingerprint, strlen(k->a.fingerprint));
+    /* Resuming with results written in place: their file is moved aside
+     * before OUT.partial is made anew. */
+    if (k->rows_in_place && k->a.output_verdict == 0 && k->a.config.resume &&
+        kit_rows_keep_claim(k->a.common.output, fp, k->message, sizeof k->message) != 0)
+        return MPMAP_APP_USAGE;
     if (app_create_output(&k->a, k->message, sizeof k->message) != 0)
         return MPMAP_APP_FAILED;
     /* --live: before anything is created in it (h5_live.c). */
     if (k->a.common.live && h5__live_format(k->a.h5) != 0)
         return app_output_failed(&k->a, k->message, sizeof k->message);
+    h5__set_rows_in_place(k->a.h5, k->rows_in_place);
     int code = kit_fields_open(&k->fields, k->a.h5, p, k->message, sizeof k->message);
+    h5__set_rows_in_place(k->a.h5, 0);
+    if (code == 0 && k->rows_in_place) {
+        char manifest[4200], prev[4200];
+        kit_rows_keep_paths(k->a.common.output, manifest, prev, sizeof prev);
+        k->fields.rows = &k->rows;
+        if (h5__keep_on_failure(k->a.h5, prev) != 0)
+            return mpmap_app_failure(k, "out of memory");
+        if (kit_rows_plan(&k->rows, &k->fields, mpmap_h5_partial_path(k->a.h5), 1) != 0)
+            code = MPMAP_APP_FAILED;
+        else if (kit_rows_keep_start(&k->rows, k->a.common.output, fp, k->a.config.resume,
+                                     k->message, sizeof k->message) != 0)
+            return MPMAP_APP_FAILED;
+    }
     if (code == MPMAP_APP_FAILED)
         app_output_failed(&k->a, k->message, sizeof k->message);
     return code;
+}
+
+/* Collective, --write ranks: every rank opens the output's data file. */
+static int open_rows(mpmap_app *k)
+{
+    kit_rows_share(&k->rows, k->a.comm);
+    k->code = 0;
+    k->message[0] = '\0';
+    int code = kit_rows_open(&k->rows, k->message, sizeof k->message) != 0 ? MPMAP_APP_FAILED : 0;
+    return agree_any(k, code);
+}
+
+/* Collective, --write ranks, after the run: every rank syncs and closes
+ * what it wrote before rank 0 may commit; a failure anywhere fails the run
+ * (its message from the lowest failing rank into report). */
+static void close_rows(mpmap_app *k, int *status, mpmap_report *report)
+{
+    char msg[MPMAP_MESSAGE_MAX] = "";
+    int failed = 0;
+    if (*status == MPMAP_OK)
+        failed = kit_rows_close(&k->rows, msg, sizeof msg) != 0;
+    else
+        kit_rows_drop(&k->rows);
+    int mine = failed ? k->a.rank : k->a.size, first = k->a.size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, k->a.comm);
+    if (first == k->a.size)
+        return;
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, k->a.comm);
+    *status = MPMAP_EIO;
+    snprintf(report->message, sizeof report->message, "%s", msg);
 }
 
 /* Rank 0 after a successful run: closes the datasets and writes the
@@ -203,7 +264,8 @@ static int write_results(mpmap_app *k, mpmap_report *report)
     if (kit_fields_close(&k->fields) != 0 || (d->finish && d->finish(k, report, d->context) != 0) ||
         app_write_provenance(&k->a, report, 0, NULL, NULL) != 0 ||
         mpmap_app_attr_int64(k, "mpmap_tasks", report->tasks_total) != 0 ||
-        mpmap_app_attr_int64(k, "mpmap_tasks_failed", report->tasks_failed) != 0) {
+        mpmap_app_attr_int64(k, "mpmap_tasks_failed", report->tasks_failed) != 0 ||
+        mpmap_app_attr_string(k, "mpmap_write", k->rows_in_place ? "ranks" : "rank0") != 0) {
         app_output_failed(&k->a, report->message, sizeof report->message);
         return MPMAP_EHDF5;
     }
@@ -233,9 +295,17 @@ static int run(mpmap_app *k)
         k->a.config.max_chunk = p->max_chunk;
 
     int code = 0;
-    if (k->a.rank == 0)
+    k->rows_in_place = strcmp(k->a.common.write, "ranks") == 0;
+    const char *refusal = k->rows_in_place ? kit_rows_refusal(p, k->a.common.live) : NULL;
+    if (k->a.rank == 0 && refusal) {
+        snprintf(k->message, sizeof k->message, "%s", refusal);
+        code = MPMAP_APP_USAGE;
+    } else if (k->a.rank == 0) {
         code = create_output(k);
+    }
     code = app_agree(&k->a, code, k->message);
+    if (code == 0 && k->rows_in_place)
+        code = open_rows(k);
     if (code != 0)
         return code;
 
@@ -247,6 +317,8 @@ static int run(mpmap_app *k)
     /* clang-format on */
     if (p->nfields > 0 || p->status)
         job.sink = kit_sink;
+    if (k->rows_in_place)
+        job.store = kit_store;
     if (d->task_failed)
         job.task_failed = kit_task_failed;
     job.notice = kit_notice;
@@ -255,8 +327,13 @@ static int run(mpmap_app *k)
         kit_status_start(&k->status, p->ntasks, k->a.config.manager_computes || k->a.size == 1);
     mpmap_report report;
     int status = mpmap_run(k->a.comm, &k->a.config, &job, &report);
+    if (k->rows_in_place)
+        close_rows(k, &status, &report);
     if (k->a.rank == 0 && status == MPMAP_OK)
         status = write_results(k, &report);
+    /* Whatever stops the run, the rows its checkpoint counts stay. */
+    if (k->rows_in_place && k->a.rank == 0 && status != MPMAP_OK)
+        kit_rows_keep_stop(k->a.common.output);
     /* Datasets close before the file is committed or removed; a file that
      * is removed first stops writing, so that closing cannot fail on a full
      * disk. */
@@ -270,6 +347,8 @@ static int run(mpmap_app *k)
     progress_end_line(&k->a.progress);
     MPI_Bcast(&status, 1, MPI_INT, 0, k->a.comm);
     code = app_finish(&k->a, status, &report);
+    if (code == MPMAP_APP_OK && k->a.rank == 0)
+        kit_rows_keep_forget(k->a.common.output);
     if (code == MPMAP_APP_OK && k->a.rank == 0 && !k->a.common.quiet) {
         if (d->print)
             d->print(k, &report, d->context);

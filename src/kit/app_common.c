@@ -166,8 +166,11 @@ static void build_paths(app *a, const char *extra)
     char flags[sizeof a->fingerprint - 256];
     if (mpmap_cli_fingerprint(a->options, a->noptions, a->argc, a->argv, flags, sizeof flags) != 0)
         snprintf(flags, sizeof flags, "?");
-    snprintf(a->fingerprint, sizeof a->fingerprint, "%s %s%s%s", a->name, flags,
-             extra && *extra ? " " : "", extra ? extra : "");
+    /* Results written in place leave a checkpoint of ranges only: another
+     * --write cannot resume it, and the fingerprint says so. */
+    bool ranks = a->common.write && strcmp(a->common.write, "ranks") == 0;
+    snprintf(a->fingerprint, sizeof a->fingerprint, "%s %s%s%s%s", a->name,
+             ranks ? "--write=ranks " : "", flags, extra && *extra ? " " : "", extra ? extra : "");
 }
 
 int app_check_output(app *a, const char *extra, char *msg, size_t msglen)

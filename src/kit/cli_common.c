@@ -10,6 +10,7 @@
 #include <string.h>
 
 static const char *const cli_on_error_choices[] = { "stop", "continue", NULL };
+static const char *const cli_write_choices[] = { "rank0", "ranks", NULL };
 
 void mpmap_cli_common_init(mpmap_cli_common *common)
 {
@@ -21,6 +22,7 @@ void mpmap_cli_common_init(mpmap_cli_common *common)
     common->output = NULL;
     common->on_error = "stop";
     common->progress_interval = 1.0;
+    common->write = "rank0";
 }
 
 int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t cap)
@@ -65,6 +67,14 @@ int mpmap_cli_common_options(mpmap_cli_common *common, mpmap_option *out, size_t
         { .name = "--live", .kind = MPMAP_OPT_FLAG, .target = &common->live,
           .help = "let other programs read OUTPUT.partial while the run writes it (HDF5 "
                   "SWMR; its /tasks_delivered counts the leading tasks done)",
+          .flags = MPMAP_OPT_NO_FINGERPRINT },
+        /* In the fingerprint through the kit (only "ranks" changes where a
+         * checkpoint's results are), not through this table. */
+        { .name = "--write", .kind = MPMAP_OPT_CHOICE_NAME, .target = &common->write,
+          .metavar = "rank0|ranks",
+          .help = "who writes the results: rank 0 (each record passes through it) or every "
+                  "rank its own rows, in place (large records on many ranks)",
+          .default_text = common->write, .choices = cli_write_choices,
           .flags = MPMAP_OPT_NO_FINGERPRINT },
     };
     /* clang-format on */

@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "h5_internal.h"
 #include "kit_internal.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -259,7 +260,7 @@ int kit_fields_flush(kit_fields *w)
     int64_t rows = w->block_count / w->row_tasks;
     if (rows == 0)
         return 0;
-    for (int i = 0; i < w->problem->nfields; i++)
+    for (int i = 0; !w->rows && i < w->problem->nfields; i++)
         if (mpmap_h5_dataset_write_rows(w->ds[i], w->block_first, rows, w->block[i]) != 0)
             return -1;
     if (w->status_ds &&
@@ -283,10 +284,42 @@ static void fill_failed(const mpmap_app_field *f, char *dst, size_t bytes)
     }
 }
 
+/* --write ranks: the rows are in the file already; what is left here is
+ * the status of each task and the fill of the failed ones. */
+static int rows_sink(kit_fields *w, int64_t begin, int64_t end, const int32_t *status)
+{
+    const mpmap_app_problem *p = w->problem;
+    char msg[MPMAP_H5_ERROR_MAX];
+    for (int64_t t = begin; t < end; t++) {
+        int32_t code = status ? status[t - begin] : 0;
+        for (int i = 0; code != 0 && i < p->nfields; i++) {
+            fill_failed(&p->fields[i], w->block[i], w->row_bytes[i]);
+            if (kit_rows_write_value(w->rows, i, t, w->block[i], msg, sizeof msg) != 0) {
+                h5__fail(w->h5, MPMAP_EIO, "%s", msg);
+                return -1;
+            }
+        }
+        if (w->block_status)
+            w->block_status[w->block_count] = code;
+        w->failed += code != 0;
+        w->block_count++;
+        int64_t rows =
+            w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first : w->block_rows;
+        if (w->block_count == rows * w->row_tasks && kit_fields_flush(w) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32_t *status,
                     void *context)
 {
     kit_fields *w = context;
+    if (w->rows) {
+        if (begin != w->block_first * w->row_tasks + w->block_count)
+            return -1;
+        return rows_sink(w, begin, end, status);
+    }
     const mpmap_app_problem *p = w->problem;
     const char *in = records;
     int64_t first = w->block_first * w->row_tasks + w->block_count;

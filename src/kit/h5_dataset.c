@@ -180,6 +180,12 @@ int mpmap_h5_dataset_create(mpmap_h5 *f, const char *path, hid_t type, int rank,
              * readers watch (under SWMR only raw data may change). */
             (f->live.on && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
              H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0) ||
+            /* Rows written in place by other processes: the bytes must sit
+             * at one known offset from the start, and HDF5 must never write
+             * them itself (no fill). */
+            (f->rows_in_place && (H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 ||
+                                  H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
+                                  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)) ||
             (space = H5Screate_simple(rank, hdims, NULL)) < 0 ||
             (ds = H5Dcreate2(f->file, abs, h5__kind_file_type(kind), space, lcpl, dcpl, dapl)) < 0)
             rc = h5__fail(f, MPMAP_EHDF5, "cannot create dataset '%s'", abs);
@@ -224,6 +230,35 @@ int mpmap_h5_dataset_create(mpmap_h5 *f, const char *path, hid_t type, int rank,
     free(abs);
     h5__quiet_end(&q);
     return rc;
+}
+
+void h5__set_rows_in_place(mpmap_h5 *f, int on)
+{
+    if (f)
+        f->rows_in_place = on;
+}
+
+int h5__dataset_offset(const mpmap_h5_dataset *d, int64_t *offset)
+{
+    h5__quiet q;
+    h5__quiet_begin(&q);
+    haddr_t at = H5Dget_offset(d->id);
+    h5__quiet_end(&q);
+    if (at == HADDR_UNDEF || at > (haddr_t)INT64_MAX)
+        return h5__fail(d->file, MPMAP_EHDF5, "dataset '%s' has no storage in place", d->path), -1;
+    *offset = (int64_t)at;
+    return 0;
+}
+
+int h5__flush(mpmap_h5 *f)
+{
+    /* Through h5__settle: a flush that fails for want of space leaves a
+     * file HDF5 can no longer close (see h5__discard_storage). */
+    h5__quiet q;
+    h5__quiet_begin(&q);
+    int rc = h5__settle(f);
+    h5__quiet_end(&q);
+    return rc != 0 ? -1 : 0;
 }
 
 int mpmap_h5_dataset_write_rows(mpmap_h5_dataset *d, int64_t first_row, int64_t nrows,

@@ -162,6 +162,7 @@ int h5__close_all(mpmap_h5 *f)
 
 static void free_handle(mpmap_h5 *f)
 {
+    free(f->keep_path);
     free(f->final_path);
     free(f->partial_path);
     free(f);
@@ -322,7 +323,10 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
             }
         }
     } else {
-        (void)unlink(f->partial_path);
+        /* Rows written in place are the checkpoint's results: kept for
+         * --resume rather than removed with the file that failed. */
+        if (!f->keep_path || rename(f->partial_path, f->keep_path) != 0)
+            (void)unlink(f->partial_path);
         if (err && errlen > 0)
             snprintf(err, errlen, "output '%s' not written: %s", f->final_path, f->error);
     }
@@ -330,6 +334,13 @@ int mpmap_h5_commit(mpmap_h5 *f, char *err, size_t errlen)
     free_handle(f);
     errno = sys;
     return rc;
+}
+
+int h5__keep_on_failure(mpmap_h5 *f, const char *path)
+{
+    free(f->keep_path);
+    f->keep_path = path ? strdup(path) : NULL;
+    return path && !f->keep_path ? -1 : 0;
 }
 
 void mpmap_h5_discard(mpmap_h5 *f)

@@ -73,6 +73,11 @@ struct mpmap_h5 {
     mpmap_h5_dataset *datasets; /* open dataset handles, closed by commit/abort */
     h5__trace trace;
     h5__live live;
+    /* Datasets created now get contiguous storage allocated at creation and
+     * never filled, so other ranks can write their rows in place at a fixed
+     * byte offset (h5__set_rows_in_place). */
+    int rows_in_place;
+    char *keep_path; /* a failed commit renames the partial file here (NULL: removes it) */
 };
 
 struct mpmap_h5_dataset {
@@ -136,6 +141,18 @@ int h5__make_plists(int rank, const hsize_t *dims, const hsize_t *chunk_override
                     hid_t *dcpl, hid_t *dapl);
 /* Unlinks d from its file's list and frees it (its id is closed already). */
 void h5__dataset_free(mpmap_h5_dataset *d);
+/* Datasets created from now on (on = 1) until called with 0 are laid out so
+ * that rows can be written into the file without HDF5: contiguous, their
+ * storage allocated at once, never filled. */
+void h5__set_rows_in_place(mpmap_h5 *f, int on);
+/* Byte offset of such a dataset's data in the file; 0 or -1. */
+int h5__dataset_offset(const mpmap_h5_dataset *d, int64_t *offset);
+/* Writes what HDF5 holds in memory to the file, the disk space it needs
+ * reserved first (h5__settle); 0 or -1 (f's error set). */
+int h5__flush(mpmap_h5 *f);
+/* A commit that fails renames the partial file to path instead of removing
+ * it (h5_file.c); 0 or -1 (out of memory). */
+int h5__keep_on_failure(mpmap_h5 *f, const char *path);
 
 /* ---- h5_coord.c: coordinates and dimension scales ---------------------- */
 

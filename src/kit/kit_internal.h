@@ -20,6 +20,9 @@ typedef struct kit_fields {
     int64_t block_first; /* first row held */
     int64_t block_count; /* tasks held */
     int64_t failed;      /* tasks with a non-zero status */
+    /* --write ranks: the fields' rows are written by the ranks that computed
+     * them; the sink writes /status and failed tasks' fill only. */
+    struct kit_rows *rows;
 } kit_fields;
 
 /* Fills record_size and offset[]; 0 or MPMAP_EINVAL with msg. */

@@ -24,9 +24,14 @@ Every test uses uneven nodes: 1 + 2 + 3 ranks.
   ClusterNodeDispatchTest   under MPMAP_DISPATCH=nodes, mpi_dispatch_test and
                             mpi_runtime_test --stops-only pass across the
                             nodes, and param_sweep matches `-n 1`
+  RanksWriteClusterTest     param_sweep --write ranks: ranks of every node
+                            write their rows in place, bitwise equal to
+                            `-n 1 --write rank0`; node loss + --resume in
+                            ranks mode gives the same bits
 
-The cases live in cluster_results.py (bits: a, c, e) and cluster_placement.py
-(where the job lands: b, d); both run on cluster_fixture.py (starting the
+The cases live in cluster_results.py (bits: a, c, e), cluster_placement.py
+(where the job lands: b, d) and cluster_ranks.py (in-place writing); all run
+on cluster_fixture.py (starting the
 emulated nodes, finding and killing a run's processes, comparing results).
 
 Each cluster run carries a unique MPMAP_CLUSTER_RUN=... variable in its
@@ -45,12 +50,13 @@ import sys
 
 from cluster_fixture import SKIP, cannot_emulate
 from cluster_placement import NodeSharedInputTest, SingleNodeShortcutTest
+from cluster_ranks import RanksWriteClusterTest
 from cluster_results import ClusterEqualsSingleTest, ClusterNodeDispatchTest, NodeLossResumeTest
 import harness  # noqa: E402  (tests/apps/harness.py, on the path cluster_fixture sets)
 
 # The cases unittest.main finds in this module (harness.main runs __main__).
 __all__ = ["ClusterEqualsSingleTest", "NodeSharedInputTest", "NodeLossResumeTest",
-           "SingleNodeShortcutTest", "ClusterNodeDispatchTest"]
+           "SingleNodeShortcutTest", "ClusterNodeDispatchTest", "RanksWriteClusterTest"]
 
 
 if __name__ == "__main__":
