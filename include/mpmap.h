@@ -228,12 +228,26 @@ typedef struct mpmap_job {
      * reports the range to rank 0; only ranges and statuses travel. Rank
      * 0's sink then gets records == NULL (status as usual), results and
      * reductions are refused (MPMAP_EINVAL), and a checkpoint logs ranges
-     * only: a range counts as done once reported, so with a checkpoint,
-     * store must have made the records durable when it returns. A
-     * non-zero return stops the run with MPMAP_ECALLBACK; message (size
-     * MPMAP_MESSAGE_MAX, "" on entry) may say why, in one line. Set it on
-     * every rank or on none. */
+     * only. With store_sync, store need not make the records durable (see
+     * there); without it a range counts as done in the checkpoint once
+     * reported, so with a checkpoint store must have made the records
+     * durable when it returns. A non-zero return stops the run with
+     * MPMAP_ECALLBACK; message (size MPMAP_MESSAGE_MAX, "" on entry) may
+     * say why, in one line. Set it on every rank or on none. */
     int (*store)(int64_t begin, int64_t end, const void *records, char *message, void *context);
+    /* Every rank, optional with store: makes every record this rank has
+     * stored so far durable (e.g. fdatasync). With a checkpoint, the
+     * runtime calls it at most about every config.checkpoint_interval
+     * seconds on each rank, when the rank stops early, and once more when
+     * its part of the run ends; a stored range enters the checkpoint only
+     * once a store_sync after it succeeded, so store itself need not sync
+     * (one sync per interval instead of one per range). A run stopped hard
+     * may lose from the checkpoint the ranges stored since the last sync:
+     * they are recomputed on resume. Without a checkpoint it is never
+     * called.
+     * Non-zero stops the run with MPMAP_ECALLBACK (message as for store).
+     * Set it on every rank or on none. */
+    int (*store_sync)(char *message, void *context);
 } mpmap_job;
 
 /* How chunks travel from rank 0 to the ranks (mpmap_config.dispatch). */

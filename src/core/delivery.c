@@ -64,11 +64,16 @@ static void explain_store_mismatch(const char *path, const mpmap_job *job, char 
 }
 
 int mpmap__delivery_init(mpmap__delivery *d, const mpmap_config *config, const mpmap_job *job,
-                         int64_t ntasks, size_t record_size, char *err, size_t errlen)
+                         int64_t ntasks, size_t record_size, int nranks, char *err, size_t errlen)
 {
-    *d = (mpmap__delivery){ .job = job, .record_size = record_size };
+    *d = (mpmap__delivery){ .job = job, .record_size = record_size, .nranks = nranks };
+    /* A stored range may be logged only once durable: with store_sync
+     * that is when its rank says so, not when it arrives. */
+    bool log_when_synced = job->store && job->store_sync && config->checkpoint_path;
     d->reduction = malloc(record_size + 1);
-    if (!d->reduction) {
+    if (log_when_synced)
+        d->unlogged = calloc((size_t)nranks, sizeof *d->unlogged);
+    if (!d->reduction || (log_when_synced && !d->unlogged)) {
         snprintf(err, errlen, "out of memory");
         return MPMAP_ENOMEM;
     }
@@ -104,6 +109,14 @@ void mpmap__delivery_destroy(mpmap__delivery *d)
         free(d->held[i].status);
     }
     free(d->held);
+    for (int r = 0; d->unlogged && r < d->nranks; r++) {
+        /* Never said durable: left out of the checkpoint, recomputed on resume. */
+        for (size_t i = 0; i < d->unlogged[r].count; i++)
+            free(d->unlogged[r].ranges[i].status);
+        free(d->unlogged[r].ranges);
+    }
+    free(d->unlogged);
+    d->unlogged = NULL;
     free(d->reduction);
     d->held = NULL;
     d->reduction = NULL;
@@ -242,15 +255,63 @@ static void hold(mpmap__delivery *d, int64_t begin, int64_t end, const char *rec
     d->held[d->nheld++] = h;
 }
 
-int mpmap__delivery_accept(mpmap__delivery *d, int64_t begin, int64_t end, const char *records,
-                           const int32_t *status, char *err, size_t errlen)
+/* Keeps [begin, end) of `rank` (its statuses copied: the message they
+ * came in is freed) until the rank says it is durable. */
+static void keep_unlogged(mpmap__delivery *d, int rank, int64_t begin, int64_t end,
+                          const int32_t *status, outcome *o)
+{
+    mpmap__unlogged *u = &d->unlogged[rank];
+    if (u->count == u->capacity) {
+        size_t cap = u->capacity ? 2 * u->capacity : 16;
+        mpmap__unlogged_range *grown = realloc(u->ranges, cap * sizeof *grown);
+        if (!grown) {
+            note(o, MPMAP_ENOMEM, "out of memory keeping results for the checkpoint");
+            return;
+        }
+        u->ranges = grown;
+        u->capacity = cap;
+    }
+    mpmap__unlogged_range x = { begin, end, NULL };
+    if (status) {
+        x.status = malloc((size_t)(end - begin) * sizeof *status);
+        if (!x.status) {
+            note(o, MPMAP_ENOMEM, "out of memory keeping results for the checkpoint");
+            return;
+        }
+        memcpy(x.status, status, (size_t)(end - begin) * sizeof *status);
+    }
+    u->ranges[u->count++] = x;
+}
+
+int mpmap__delivery_synced(mpmap__delivery *d, int rank, char *err, size_t errlen)
+{
+    outcome o = { 0 };
+    if (!d->unlogged || rank < 0 || rank >= d->nranks)
+        return MPMAP_OK;
+    mpmap__unlogged *u = &d->unlogged[rank];
+    for (size_t i = 0; i < u->count; i++) {
+        mpmap__unlogged_range *x = &u->ranges[i];
+        /* No record bytes in store mode: the log holds ranges and statuses. */
+        if (o.code == MPMAP_OK &&
+            mpmap__ckpt_append(d->ckpt, x->begin, x->end, "", x->status) != MPMAP_OK)
+            note(&o, MPMAP_EIO, ckpt_reason(d, "cannot append to the checkpoint"));
+        free(x->status);
+    }
+    u->count = 0;
+    return report(&o, err, errlen);
+}
+
+int mpmap__delivery_accept(mpmap__delivery *d, int rank, int64_t begin, int64_t end,
+                           const char *records, const int32_t *status, char *err, size_t errlen)
 {
     outcome o = { 0 };
     if (end - begin <= 0)
         return MPMAP_OK;
     d->computed += end - begin;
+    if (d->unlogged && rank >= 0 && rank < d->nranks)
+        keep_unlogged(d, rank, begin, end, status, &o);
     /* The checkpoint says why it failed (e.g. the disk is full): pass that on. */
-    if (d->ckpt && mpmap__ckpt_append(d->ckpt, begin, end, records, status) != MPMAP_OK)
+    else if (d->ckpt && mpmap__ckpt_append(d->ckpt, begin, end, records, status) != MPMAP_OK)
         note(&o, MPMAP_EIO, ckpt_reason(d, "cannot append to the checkpoint"));
     if (begin == d->next_deliver) {
         deliver(d, begin, end, records, status, &o);

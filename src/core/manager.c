@@ -79,12 +79,19 @@ static void stop_on_failure(mpmap__manager *m, int rc, const char *message)
 }
 
 /* A piece of results has arrived (from any rank, in any order). */
-void mpmap__manager_accept(mpmap__manager *m, int64_t begin, int64_t end, const char *records,
-                           const int32_t *status)
+void mpmap__manager_accept(mpmap__manager *m, int rank, int64_t begin, int64_t end,
+                           const char *records, const int32_t *status)
 {
     char err[MPMAP_MESSAGE_MAX + 64];
-    int rc = mpmap__delivery_accept(&m->delivery, begin, end, records, status, err, sizeof err);
+    int rc =
+        mpmap__delivery_accept(&m->delivery, rank, begin, end, records, status, err, sizeof err);
     stop_on_failure(m, rc, err);
+}
+
+void mpmap__manager_synced(mpmap__manager *m, int rank)
+{
+    char err[MPMAP_MESSAGE_MAX + 64];
+    stop_on_failure(m, mpmap__delivery_synced(&m->delivery, rank, err, sizeof err), err);
 }
 
 void mpmap__manager_trace(mpmap__manager *m, int64_t begin, int64_t end, int rank, double start,
@@ -213,8 +220,13 @@ static int handle_entry(mpmap__manager *m, const char *buffer, int bytes, int so
     const int32_t *status;
     if (mpmap__result_decode(buffer, bytes, rs, &h, &records, &status) != MPMAP_OK)
         return MPMAP_EMPI;
-    mpmap__manager_accept(m, h.begin, h.end, records, status);
-    mpmap__manager_trace(m, h.begin, h.end, relayed ? h.rank : source, h.start, h.finish);
+    int rank = relayed ? h.rank : source; /* the rank that computed (and stored) it */
+    if (rank < 1 || rank >= m->r->size)
+        return MPMAP_EMPI;
+    mpmap__manager_accept(m, rank, h.begin, h.end, records, status);
+    if (h.flags & MPMAP__RESULT_SYNCED)
+        mpmap__manager_synced(m, rank);
+    mpmap__manager_trace(m, h.begin, h.end, rank, h.start, h.finish);
     if ((h.flags & MPMAP__RESULT_COMPLETE) && !relayed) {
         /* Half a worker's piece time: the worker still has its prefetched
          * chunk to run while it waits for this reply. */
@@ -238,6 +250,8 @@ static int handle_entry(mpmap__manager *m, const char *buffer, int bytes, int so
     }
     if (h.flags & MPMAP__RESULT_INTERRUPTED)
         mpmap__manager_stop(m, MPMAP_EINTERRUPTED, -1, "interrupted");
+    if (h.flags & MPMAP__RESULT_FINAL)
+        m->final_due[source] = false; /* a sub-manager passes on no worker's FINAL */
     mpmap__chunk_cost_add(&m->costs[source], h.end - h.begin, h.finish - h.start);
     if (h.flags & MPMAP__RESULT_COMPLETE) {
         mpmap__manager_chunk_done(m, source, h.finish);
@@ -357,7 +371,7 @@ static void progress_report(mpmap__manager *m, double elapsed)
 static bool workers_finished(const mpmap__manager *m)
 {
     for (int w = 1; w < m->r->size; w++)
-        if (served_here(m, w) && (!m->stopped[w] || m->open_chunks[w] > 0))
+        if (served_here(m, w) && (!m->stopped[w] || m->open_chunks[w] > 0 || m->final_due[w]))
             return false;
     return true;
 }
@@ -380,15 +394,20 @@ static int manager_setup(mpmap__manager *m, mpmap__run *r, char *err, size_t err
     m->failed_task = -1;
     m->own.slice_len = 1;
     m->own.slice_target = MANAGER_SLICE_START;
+    m->own.last_sync = mpmap__now();
     m->stopped = calloc((size_t)r->size, sizeof *m->stopped);
     m->open_chunks = calloc((size_t)r->size, sizeof *m->open_chunks);
     m->deferred = calloc((size_t)r->size, sizeof *m->deferred);
     m->costs = calloc((size_t)r->size, sizeof *m->costs);
-    if (!m->stopped || !m->open_chunks || !m->deferred || !m->costs) {
+    m->final_due = calloc((size_t)r->size, sizeof *m->final_due);
+    if (!m->stopped || !m->open_chunks || !m->deferred || !m->costs || !m->final_due) {
         snprintf(err, errlen, "out of memory");
         return MPMAP_ENOMEM;
     }
-    int rc = mpmap__delivery_init(&m->delivery, cfg, r->job, r->params.ntasks, rs, err, errlen);
+    for (int w = 1; w < r->size; w++)
+        m->final_due[w] = r->params.sync_stores && served_here(m, w);
+    int rc =
+        mpmap__delivery_init(&m->delivery, cfg, r->job, r->params.ntasks, rs, r->size, err, errlen);
     if (rc != MPMAP_OK)
         return rc;
 
@@ -444,6 +463,7 @@ void mpmap__manager_destroy(mpmap__manager *m)
     free(m->stopped);
     free(m->open_chunks);
     free(m->deferred);
+    free(m->final_due);
     free(m->costs);
     free(m->own.ranges);
     free(m->own.buffer);
@@ -514,6 +534,10 @@ int mpmap__manager_main(mpmap__manager *m)
             mpmap__backoff_pause(&idle);
     }
     free(buffer);
+    /* Rank 0's own stored ranges not yet synced: made durable and logged,
+     * whatever the outcome (the workers did theirs before their FINAL). */
+    if (rc == MPMAP_OK)
+        (void)mpmap__manager_own_sync(m, true);
     if (mpmap__delivery_sync(&m->delivery, err, sizeof err) != MPMAP_OK && rc == MPMAP_OK)
         mpmap__manager_stop(m, MPMAP_EIO, -1, err);
     if (r->job->progress)

@@ -15,7 +15,8 @@
  * at the end of a range, and every flush_interval seconds within a long
  * one, so they reach the checkpoint as soon as a worker's would. In store
  * mode they are stored first; when that fails they are not done, and the
- * run stops (MPMAP_ECALLBACK returned). */
+ * run stops (MPMAP_ECALLBACK returned). With store_sync they are made
+ * durable (and logged) when that is due, as a worker's are. */
 int mpmap__manager_own_flush(mpmap__manager *m, int64_t upto)
 {
     own_chunk *o = &m->own;
@@ -34,11 +35,32 @@ int mpmap__manager_own_flush(mpmap__manager *m, int64_t upto)
             }
         }
         double finish = MPI_Wtime() - m->r->t0;
-        mpmap__manager_accept(m, from, upto, records, status);
+        mpmap__manager_accept(m, 0, from, upto, records, status);
         mpmap__manager_trace(m, from, upto, 0, o->start, finish);
         o->flushed = upto;
         o->start = finish;
+        o->unsynced = true;
     }
+    /* A range rank 0 stops on is made durable now, like a worker's. */
+    return mpmap__manager_own_sync(m, m->stopping != 0);
+}
+
+int mpmap__manager_own_sync(mpmap__manager *m, bool force)
+{
+    own_chunk *o = &m->own;
+    if (!m->r->params.sync_stores || !o->unsynced)
+        return MPMAP_OK;
+    double now = mpmap__now();
+    if (!force && now - o->last_sync < m->r->params.flush_interval)
+        return MPMAP_OK;
+    char message[MPMAP_MESSAGE_MAX];
+    o->unsynced = false; /* once failed, never retried: the run stops */
+    if (mpmap__store_sync(m->r->job, message) != MPMAP_OK) {
+        mpmap__manager_stop(m, MPMAP_ECALLBACK, -1, message);
+        return MPMAP_ECALLBACK;
+    }
+    o->last_sync = now;
+    mpmap__manager_synced(m, 0);
     return MPMAP_OK;
 }
 
@@ -106,7 +128,7 @@ int mpmap__manager_own_slice(mpmap__manager *m)
     if ((o->pos < rg.end && MPI_Wtime() - r->t0 - o->start >= r->params.flush_interval) ||
         o->pos == rg.end) {
         if (mpmap__manager_own_flush(m, o->pos) != MPMAP_OK) {
-            o->index = o->count; /* the store failed: rank 0's own work ends here */
+            o->index = o->count; /* the store or its sync failed: rank 0's own work ends here */
             return MPMAP_OK;
         }
     }

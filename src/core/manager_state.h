@@ -35,6 +35,8 @@ typedef struct own_chunk {
     double slice_target; /* seconds; see MANAGER_SLICE_* */
     double last_slice;   /* seconds the last slice took */
     bool exhausted;      /* the scheduler has nothing more for rank 0 */
+    bool unsynced;       /* store_sync: stored ranges not yet made durable */
+    double last_sync;    /* when rank 0 last ran job.store_sync (mpmap__now) */
 } own_chunk;
 
 struct mpmap__manager {
@@ -50,6 +52,7 @@ struct mpmap__manager {
     bool *stopped;            /* worker was told STOP (or to cancel) */
     int64_t *open_chunks;     /* chunks handed to a worker, not yet COMPLETE */
     bool *deferred;           /* a request made ahead, answered once that worker is idle */
+    bool *final_due;          /* sync_stores: the rank's FINAL message has not come yet */
     mpmap__chunk_cost *costs; /* per rank: feedback for adaptive schedules */
     mpmap__sends sends;
     mpmap__delivery delivery;
@@ -66,9 +69,11 @@ struct mpmap__manager {
 /* Starts stopping the run (first reason wins) and cancels every rank rank
  * 0 serves, once. */
 void mpmap__manager_stop(mpmap__manager *m, int code, int64_t task, const char *message);
-/* A piece of results has arrived (from any rank, in any order). */
-void mpmap__manager_accept(mpmap__manager *m, int64_t begin, int64_t end, const char *records,
-                           const int32_t *status);
+/* A piece of results computed by `rank` has arrived (in any order). */
+void mpmap__manager_accept(mpmap__manager *m, int rank, int64_t begin, int64_t end,
+                           const char *records, const int32_t *status);
+/* `rank` said its reported ranges are durable: they enter the checkpoint. */
+void mpmap__manager_synced(mpmap__manager *m, int rank);
 /* One trace entry (no-op without a trace callback or for an empty piece). */
 void mpmap__manager_trace(mpmap__manager *m, int64_t begin, int64_t end, int rank, double start,
                           double finish);
@@ -88,5 +93,10 @@ int mpmap__manager_own_slice(mpmap__manager *m);
  * store mode after storing them). 0, or MPMAP_ECALLBACK when the store
  * failed (the run is then stopping). */
 int mpmap__manager_own_flush(mpmap__manager *m, int64_t upto);
+/* With store_sync and a checkpoint: makes rank 0's own stored ranges
+ * durable and logs them, when flush_interval has passed since the last
+ * time or `force`. 0, or MPMAP_ECALLBACK when store_sync failed (the run
+ * is then stopping). */
+int mpmap__manager_own_sync(mpmap__manager *m, bool force);
 
 #endif

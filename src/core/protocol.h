@@ -43,15 +43,27 @@
 enum { MPMAP__TAG_ASSIGN = 7101, MPMAP__TAG_RESULT = 7102, MPMAP__TAG_CANCEL = 7103 };
 
 enum {
-    MPMAP__RESULT_COMPLETE = 1,      /* last piece of an assignment: answer it */
-    MPMAP__RESULT_HAS_STATUS = 2,    /* per-task status codes follow the records */
-    MPMAP__RESULT_FAILED = 4,        /* a task failed under MPMAP_ON_ERROR_STOP */
-    MPMAP__RESULT_INTERRUPTED = 8,   /* the worker saw its interrupt flag */
-    MPMAP__RESULT_TASK_ERROR = 16,   /* message holds a failure under ..._CONTINUE */
-    MPMAP__RESULT_REQUEST = 32,      /* the worker asks for its next chunk: answer it */
-    MPMAP__RESULT_AHEAD = 64,        /* ... while it still holds work (may be deferred) */
-    MPMAP__RESULT_STORE_FAILED = 128 /* job.store failed (message says why); the piece
-                                        reports no task, and completes its assignment */
+    MPMAP__RESULT_COMPLETE = 1,       /* last piece of an assignment: answer it */
+    MPMAP__RESULT_HAS_STATUS = 2,     /* per-task status codes follow the records */
+    MPMAP__RESULT_FAILED = 4,         /* a task failed under MPMAP_ON_ERROR_STOP */
+    MPMAP__RESULT_INTERRUPTED = 8,    /* the worker saw its interrupt flag */
+    MPMAP__RESULT_TASK_ERROR = 16,    /* message holds a failure under ..._CONTINUE */
+    MPMAP__RESULT_REQUEST = 32,       /* the worker asks for its next chunk: answer it */
+    MPMAP__RESULT_AHEAD = 64,         /* ... while it still holds work (may be deferred) */
+    MPMAP__RESULT_STORE_FAILED = 128, /* job.store or store_sync failed (message says why);
+                                         the piece reports no task, and completes its
+                                         assignment */
+    /* job.store_sync succeeded after this piece was stored: every range the
+     * rank (header.rank) reported up to and including this piece is
+     * durable, and may enter the checkpoint. */
+    MPMAP__RESULT_SYNCED = 256,
+    /* Under sync_stores only: the sender's last message (a bare header). A
+     * worker sends it once it holds no chunk and expects none, after a last
+     * store_sync if it stored anything since the previous one (SYNCED, or
+     * STORE_FAILED); a sub-manager once every worker of its node sent
+     * theirs. Its manager is not finished before it arrives, so a run that
+     * ends leaves every range it could make durable in the checkpoint. */
+    MPMAP__RESULT_FINAL = 512
 };
 
 typedef struct mpmap__result_header {
@@ -74,6 +86,11 @@ typedef struct mpmap__run_params {
     int64_t record_size;
     int64_t map_record_size; /* record bytes per task the map writes (job.record_size) */
     int32_t store;           /* job.store is set (on every rank) */
+    int32_t store_sync;      /* job.store_sync is set (on every rank) */
+    /* Ranks call job.store_sync and flag SYNCED pieces: store_sync is set
+     * and rank 0 keeps a checkpoint, which logs a stored range only once
+     * the rank that stored it said it is durable. */
+    int32_t sync_stores;
     int32_t prefetch;
     int32_t on_error;
     double flush_interval; /* longest time computed results stay unsent */

@@ -122,6 +122,10 @@ static int validate_on_root(const mpmap_config *cfg, const mpmap_job *job, char 
         snprintf(err, errlen, "job.store keeps records on the ranks: they cannot be reduced");
         return MPMAP_EINVAL;
     }
+    if (job->store_sync && !job->store) {
+        snprintf(err, errlen, "job.store_sync needs job.store");
+        return MPMAP_EINVAL;
+    }
     if (job->reduce_op != MPMAP_REDUCE_NONE && !job->reduction) {
         snprintf(err, errlen, "a reduction needs job.reduction");
         return MPMAP_EINVAL;
@@ -207,6 +211,8 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
                                      .record_size = job->store ? 0 : (int64_t)job->record_size,
                                      .map_record_size = (int64_t)job->record_size,
                                      .store = job->store != NULL,
+                                     .store_sync = job->store_sync != NULL,
+                                     .sync_stores = job->store_sync && config->checkpoint_path,
                                      .prefetch = config->prefetch,
                                      .on_error = (int32_t)config->on_error,
                                      .flush_interval = config->checkpoint_interval,
@@ -238,6 +244,10 @@ int mpmap_run(MPI_Comm comm, const mpmap_config *config, const mpmap_job *job, m
             local = MPMAP_EINVAL;
             snprintf(err, sizeof err, "rank %d has %s store function, rank 0 has %s", r.rank,
                      job->store ? "a" : "no", r.params.store ? "one" : "none");
+        } else if ((job->store_sync != NULL) != (r.params.store_sync != 0)) {
+            local = MPMAP_EINVAL;
+            snprintf(err, sizeof err, "rank %d has %s store_sync function, rank 0 has %s", r.rank,
+                     job->store_sync ? "a" : "no", r.params.store_sync ? "one" : "none");
         }
     } else if (r.rank == 0 && local == MPMAP_OK && !job->map) {
         local = MPMAP_EINVAL;

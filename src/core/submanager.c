@@ -41,6 +41,7 @@ typedef struct local_worker {
     int64_t returned; /* tasks of chunks[0] returned so far */
     int waiting;      /* a request to answer: WAIT_* */
     bool stopped;     /* told STOP, or cancelled */
+    bool final_due;   /* sync_stores: its FINAL message has not come yet */
 } local_worker;
 
 typedef struct submanager {
@@ -375,11 +376,13 @@ static int handle_piece(submanager *s, char *buffer, int bytes, int from)
     const int32_t urgent = MPMAP__RESULT_FAILED | MPMAP__RESULT_INTERRUPTED |
                            MPMAP__RESULT_TASK_ERROR | MPMAP__RESULT_STORE_FAILED;
     int rc = MPMAP_OK;
-    if (n > 0 || (h.flags & urgent)) {
-        /* Passed on as it is, without the flags that speak of the worker's
-         * own chunks and requests. */
+    if (n > 0 || (h.flags & (urgent | MPMAP__RESULT_SYNCED))) {
+        /* Passed on as it is (rank and SYNCED included: rank 0 logs the
+         * computing rank's ranges once it synced), without the flags that
+         * speak of the worker's own chunks and requests. */
         mpmap__result_header *out = (mpmap__result_header *)buffer;
-        out->flags &= ~(MPMAP__RESULT_COMPLETE | MPMAP__RESULT_REQUEST | MPMAP__RESULT_AHEAD);
+        out->flags &= ~(MPMAP__RESULT_COMPLETE | MPMAP__RESULT_REQUEST | MPMAP__RESULT_AHEAD |
+                        MPMAP__RESULT_FINAL);
         rc = batch_append(s, buffer, (size_t)bytes);
         if (rc == MPMAP_OK && (h.flags & urgent))
             rc = batch_flush(s);
@@ -407,6 +410,8 @@ static int handle_piece(submanager *s, char *buffer, int bytes, int from)
     }
     if (h.flags & MPMAP__RESULT_REQUEST)
         w->waiting = (h.flags & MPMAP__RESULT_AHEAD) ? WAIT_AHEAD : WAIT_IDLE;
+    if (h.flags & MPMAP__RESULT_FINAL)
+        w->final_due = false;
     return rc;
 }
 
@@ -443,7 +448,7 @@ static bool finished(const submanager *s)
         return false;
     for (int i = 0; i < s->nworkers; i++) {
         const local_worker *w = &s->workers[i];
-        if (!w->stopped || w->nchunks > 0 || w->waiting != WAIT_NONE)
+        if (!w->stopped || w->nchunks > 0 || w->waiting != WAIT_NONE || w->final_due)
             return false;
     }
     return true;
@@ -461,7 +466,9 @@ static int setup(submanager *s, mpmap__run *r)
         if (r->topo.boss[q] == r->rank) {
             s->index_of[q] = s->nworkers;
             /* Every worker is owed its first chunk without asking. */
-            s->workers[s->nworkers++] = (local_worker){ .rank = q, .waiting = WAIT_IDLE };
+            s->workers[s->nworkers++] = (local_worker){ .rank = q,
+                                                        .waiting = WAIT_IDLE,
+                                                        .final_due = r->params.sync_stores != 0 };
         }
     }
     return s->nworkers > 0 ? MPMAP_OK : MPMAP_EINVAL;
@@ -508,6 +515,9 @@ int mpmap__submanager_main(mpmap__run *r)
     }
     if (rc == MPMAP_OK)
         rc = batch_flush(&s);
+    /* Its workers' FINALs are passed on as plain entries; this is its own. */
+    if (rc == MPMAP_OK && r->params.sync_stores)
+        rc = send_control(&s, MPMAP__RESULT_FINAL);
     int sent = mpmap__sends_finish(&s.sends);
     free(buffer);
     bool cancelled = s.cancelled;

@@ -68,6 +68,17 @@ int mpmap__store_runs(const mpmap_job *job, int64_t begin, int64_t end, const ch
     return MPMAP_OK;
 }
 
+int mpmap__store_sync(const mpmap_job *job, char *message)
+{
+    message[0] = '\0';
+    if (job->store_sync(message, job->context) == 0)
+        return MPMAP_OK;
+    message[MPMAP_MESSAGE_MAX - 1] = '\0';
+    if (message[0] == '\0')
+        snprintf(message, MPMAP_MESSAGE_MAX, "making the stored results durable failed");
+    return MPMAP_ECALLBACK;
+}
+
 int64_t mpmap__next_slice_length(int64_t length, double elapsed, double target)
 {
     if (elapsed < target / 4 && length < (INT64_MAX / 2))
@@ -97,6 +108,8 @@ typedef struct worker {
     double reply_latency;    /* running estimate of request -> answer time */
     int64_t current_left;    /* tasks left in the assignment being computed */
     bool store_failed;       /* job.store failed: the assignment ended with it */
+    bool unsynced;           /* a range was reported since the last SYNCED piece */
+    double last_sync;        /* when job.store_sync last ran (mpmap__now) */
     mpmap__sends sends;
 } worker;
 
@@ -240,20 +253,52 @@ static int piece_open(piece *p, int64_t begin, int64_t room, size_t record_size,
     return MPMAP_OK;
 }
 
+/*
+ * Whether the piece about to be sent (flags) should make this rank's stored
+ * ranges durable first (sync_stores). Rank 0 logs a rank's ranges in the
+ * checkpoint only once a piece says they are durable, so a sync is due
+ * every flush_interval seconds (the checkpoint's own cadence) and when the
+ * rank stops early (what it did is kept). Otherwise the ranges wait for
+ * the next sync, however many pieces that takes, at the latest the one
+ * before the worker's FINAL message (worker_final).
+ */
+static bool sync_due(const worker *w, const piece *p, int32_t flags)
+{
+    if (w->store_failed || (!w->unsynced && p->filled == 0))
+        return false; /* after a failure the rank reports nothing more as durable */
+    if (w->halted || (flags & (MPMAP__RESULT_INTERRUPTED | MPMAP__RESULT_FAILED)))
+        return true;
+    return mpmap__now() - w->last_sync >= w->r->params.flush_interval;
+}
+
 /* Sends the first p->filled tasks of the piece. Records are followed by
  * the statuses only when some task failed, so the common case carries none.
  * A piece that completes an assignment also carries the request for the
- * next chunk when one is due, saving a message. */
+ * next chunk when one is due, saving a message. In store mode the records
+ * are stored first and, when due, made durable (the piece is then flagged
+ * SYNCED). */
 static int piece_send(worker *w, piece *p, int32_t flags, const mpmap_task_error *err)
 {
     const mpmap_job *job = w->r->job;
     size_t rs = (size_t)w->r->params.map_record_size;
-    char stored[MPMAP_MESSAGE_MAX]; /* set when the store fails */
-    if (job->store && p->filled > 0 &&
-        mpmap__store_runs(job, p->begin, p->begin + p->filled, piece_records(p), rs,
-                          p->has_status ? piece_status(p, rs) : NULL, stored) != MPMAP_OK) {
-        /* Not stored, so not done: the piece reports no task, ends the
-         * assignment, and the manager stops the run. */
+    char stored[MPMAP_MESSAGE_MAX]; /* set when the store or its sync fails */
+    int store_rc = MPMAP_OK;
+    if (job->store && p->filled > 0)
+        store_rc = mpmap__store_runs(job, p->begin, p->begin + p->filled, piece_records(p), rs,
+                                     p->has_status ? piece_status(p, rs) : NULL, stored);
+    if (store_rc == MPMAP_OK && w->r->params.sync_stores && sync_due(w, p, flags)) {
+        store_rc = mpmap__store_sync(job, stored);
+        if (store_rc == MPMAP_OK) {
+            flags |= MPMAP__RESULT_SYNCED;
+            w->unsynced = false;
+            w->last_sync = mpmap__now();
+        }
+    } else if (p->filled > 0) {
+        w->unsynced = true;
+    }
+    if (store_rc != MPMAP_OK) {
+        /* Not stored (or not durable), so not done: the piece reports no
+         * task, ends the assignment, and the manager stops the run. */
         w->halted = true;
         w->store_failed = true;
         p->filled = 0;
@@ -378,9 +423,31 @@ static int worker_run_assignment(worker *w, const int64_t *ranges, int64_t *slic
     return MPMAP_OK;
 }
 
+/* Under sync_stores, the worker's last message: after a last store_sync
+ * when ranges it reported are not durable yet (after a failure, none). */
+static int worker_final(worker *w, bool healthy)
+{
+    mpmap__result_header *h = calloc(1, sizeof *h);
+    if (!h)
+        return MPMAP_ENOMEM;
+    h->flags = MPMAP__RESULT_FINAL;
+    h->failed_task = -1;
+    h->rank = w->r->rank;
+    h->start = h->finish = MPI_Wtime() - w->r->t0;
+    if (healthy && w->unsynced && !w->store_failed) {
+        if (mpmap__store_sync(w->r->job, h->message) == MPMAP_OK)
+            h->flags |= MPMAP__RESULT_SYNCED;
+        else
+            h->flags |= MPMAP__RESULT_STORE_FAILED;
+        w->unsynced = false;
+    }
+    return mpmap__sends_post(&w->sends, h, (int)sizeof *h, w->r->boss, MPMAP__TAG_RESULT,
+                             w->r->comm);
+}
+
 int mpmap__worker_main(mpmap__run *r)
 {
-    worker w = { .r = r, .requests = 1 };
+    worker w = { .r = r, .requests = 1, .last_sync = mpmap__now() };
     int rc = MPMAP_OK;
     int64_t slice_len = 1;
     mpmap__backoff idle = { 0 };
@@ -414,6 +481,11 @@ int mpmap__worker_main(mpmap__run *r)
             continue;
         }
         mpmap__backoff_pause(&idle);
+    }
+    if (r->params.sync_stores) {
+        int final = worker_final(&w, rc == MPMAP_OK);
+        if (rc == MPMAP_OK)
+            rc = final;
     }
     int finish = mpmap__sends_finish(&w.sends);
     while (w.queued > 0) {

@@ -36,6 +36,12 @@ int64_t mpmap__run_map(const mpmap_job *job, int64_t begin, int64_t end, void *r
 int mpmap__store_runs(const mpmap_job *job, int64_t begin, int64_t end, const char *records,
                       size_t record_size, const int32_t *status, char *message);
 
+/*
+ * Store mode with store_sync: calls job.store_sync. Returns 0, or
+ * MPMAP_ECALLBACK with its reason in message (MPMAP_MESSAGE_MAX bytes).
+ */
+int mpmap__store_sync(const mpmap_job *job, char *message);
+
 /* Adapts a slice length so that a slice takes about `target` seconds. */
 int64_t mpmap__next_slice_length(int64_t length, double elapsed, double target);
 

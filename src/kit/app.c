@@ -103,6 +103,11 @@ static int kit_store(int64_t begin, int64_t end, const void *records, char *mess
     return kit_rows_store(begin, end, records, message, &((mpmap_app *)ctx)->rows);
 }
 
+static int kit_store_sync(char *message, void *ctx)
+{
+    return kit_rows_sync(message, &((mpmap_app *)ctx)->rows);
+}
+
 static void kit_task_failed(const mpmap_task_error *err, void *ctx)
 {
     mpmap_app *k = ctx;
@@ -213,7 +218,7 @@ static int create_output(mpmap_app *k)
         k->fields.rows = &k->rows;
         if (h5__keep_on_failure(k->a.h5, prev) != 0)
             return mpmap_app_failure(k, "out of memory");
-        if (kit_rows_plan(&k->rows, &k->fields, mpmap_h5_partial_path(k->a.h5), 1) != 0)
+        if (kit_rows_plan(&k->rows, &k->fields, mpmap_h5_partial_path(k->a.h5)) != 0)
             code = MPMAP_APP_FAILED;
         else if (kit_rows_keep_start(&k->rows, k->a.common.output, fp, k->a.config.resume,
                                      k->message, sizeof k->message) != 0)
@@ -317,8 +322,12 @@ static int run(mpmap_app *k)
     /* clang-format on */
     if (p->nfields > 0 || p->status)
         job.sink = kit_sink;
-    if (k->rows_in_place)
+    if (k->rows_in_place) {
+        /* Rows are written at once and synced once per checkpoint
+         * interval; the checkpoint logs a range only after that sync. */
         job.store = kit_store;
+        job.store_sync = kit_store_sync;
+    }
     if (d->task_failed)
         job.task_failed = kit_task_failed;
     job.notice = kit_notice;

@@ -36,13 +36,12 @@ const char *kit_rows_refusal(const mpmap_app_problem *p, int live)
 #endif
 }
 
-int kit_rows_plan(kit_rows *r, const kit_fields *w, const char *path, int sync)
+int kit_rows_plan(kit_rows *r, const kit_fields *w, const char *path)
 {
     const mpmap_app_problem *p = w->problem;
     memset(r, 0, sizeof *r);
     r->fd = -1;
     r->l.nfields = p->nfields;
-    r->l.sync = sync;
     r->l.ntasks = p->ntasks;
     r->l.record_size = (int64_t)p->record_size;
     snprintf(r->l.path, sizeof r->l.path, "%s", path);
@@ -141,15 +140,26 @@ int kit_rows_store(int64_t begin, int64_t end, const void *records, char *messag
     int e = r->fd < 0 ? EBADF : 0;
     for (int i = 0; e == 0 && i < r->l.nfields; i++)
         e = store_field(r, i, begin, end, records);
-    /* The runtime logs the range as done once this returns: with a
-     * checkpoint the rows must be on disk by then. */
-    if (e == 0 && r->l.sync && fdatasync(r->fd) != 0)
-        e = errno;
+    /* Not synced here: the runtime logs the range as done only after
+     * kit_rows_sync, once per checkpoint interval. */
     if (e != 0) {
         describe(r, e, message, MPMAP_MESSAGE_MAX);
         return -1;
     }
     r->stored += end - begin;
+    return 0;
+}
+
+int kit_rows_sync(char *message, void *context)
+{
+    kit_rows *r = context;
+    int e = r->fd < 0 ? EBADF : 0;
+    if (e == 0 && fdatasync(r->fd) != 0)
+        e = errno;
+    if (e != 0) {
+        describe(r, e, message, MPMAP_MESSAGE_MAX);
+        return -1;
+    }
     return 0;
 }
 

@@ -34,7 +34,6 @@
 /* Where each field's rows go; the same on every rank after kit_rows_share. */
 typedef struct kit_rows_layout {
     int32_t nfields;
-    int32_t sync; /* make rows durable before store returns (a checkpoint is kept) */
     int64_t ntasks;
     int64_t record_size;
     int64_t base[MPMAP_APP_MAX_FIELDS];      /* byte offset of the field's data */
@@ -56,13 +55,17 @@ const char *kit_rows_refusal(const mpmap_app_problem *p, int live);
 
 /* Rank 0, after kit_fields_open under h5__set_rows_in_place: the fields'
  * offsets, with what HDF5 holds flushed to the file. 0 or -1 (h5 error). */
-int kit_rows_plan(kit_rows *r, const kit_fields *w, const char *path, int sync);
+int kit_rows_plan(kit_rows *r, const kit_fields *w, const char *path);
 /* Collective: rank 0's layout to every rank. */
 void kit_rows_share(kit_rows *r, MPI_Comm comm);
 /* Every rank: opens the data file. 0, or -1 with msg. */
 int kit_rows_open(kit_rows *r, char *msg, size_t msglen);
-/* The runtime's store callback (context = kit_rows). */
+/* The runtime's store callback (context = kit_rows): writes the rows, does
+ * not sync them. */
 int kit_rows_store(int64_t begin, int64_t end, const void *records, char *message, void *context);
+/* The runtime's store_sync callback (context = kit_rows): makes every row
+ * this rank wrote durable (fdatasync). 0, or -1 with message. */
+int kit_rows_sync(char *message, void *context);
 /* Rank 0: one task's value of field i (a failed task's fill). 0, or -1 with msg. */
 int kit_rows_write_value(kit_rows *r, int field, int64_t task, const void *value, char *msg,
                          size_t msglen);

@@ -207,7 +207,13 @@ class TaskListTest(harness.TempDirCase):
                 line = proc.stderr.readline()
                 if not line or (": progress " in line and " progress 0/" not in line):
                     break
-            commands = [p for p, _ in harness.descendants(proc.pid) if p not in ranks]
+            # The next commands start a moment after that line: wait until
+            # they run, or only the ranks would be signalled.
+            commands = []
+            while time.monotonic() < deadline and not commands:
+                commands = [p for p, _ in harness.descendants(proc.pid) if p not in ranks]
+                if not commands:
+                    time.sleep(0.02)
             for pid in commands + ranks:
                 try:
                     os.kill(pid, signal.SIGTERM)

@@ -284,6 +284,14 @@ class InterruptTest(SlowRunCase):
     def test_sigkill_of_every_rank_leaves_partial_and_resume_on_more_ranks_equals_rank0(self):
         out = self.path("o.h5")
         proc, pids = self.start_and_catch(2, out)
+        # A killed run keeps only the ranges its ranks synced, once per
+        # checkpoint interval: wait until the checkpoint has some.
+        size = os.path.getsize(out + ".ckpt")
+        try:
+            faults.wait_for(lambda: os.path.getsize(out + ".ckpt") > size, what="a synced range")
+        except BaseException:
+            harness.kill_tree(proc)
+            raise
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         self.fast()

@@ -19,8 +19,9 @@ ranks with --write ranks. Against `mpirun -n 1 --write rank0`:
                                          OUT.ckpt.rows), and --resume gives
                                          the reference's bits
 
-The command sleeps 50 ms, so the reference (-n 1, 15 s of mostly waiting)
-runs beside the cases, and a node can be lost mid-run.
+The command sleeps 100 ms, so the reference (-n 1, 30 s of mostly waiting)
+runs beside the cases, and a node can be lost mid-run after the ranks first
+synced their rows (once per checkpoint interval, 2 s).
 """
 import os
 import re
@@ -34,7 +35,7 @@ from cluster_results import NodeLossResumeTest
 class RanksWriteClusterTest(NodeLossResumeTest):
 
     APP = "param_sweep"
-    ARGS = ["--exec", "sleep 0.05; echo {p1} {p2}; seq 1 1022", "--record-length", "1024",
+    ARGS = ["--exec", "sleep 0.1; echo {p1} {p2}; seq 1 1022", "--record-length", "1024",
             "--param", "p1=0:1:60", "--param", "p2=1,2,3,4",
             "--schedule", "dynamic", "--chunk", "2"]
     TASKS = 240
@@ -46,11 +47,17 @@ class RanksWriteClusterTest(NodeLossResumeTest):
 
     def ready_to_lose(self, line):
         # Some rows must be written and counted before the node goes, or
-        # --resume would have nothing of the first leg to keep.
+        # --resume would have nothing of the first leg to keep: a range
+        # enters the checkpoint once its rank synced its rows, so wait for
+        # an entry there (entries start with the magic "CKPE").
         m = re.match(rf"{self.APP}: progress (\d+)/", line)
-        return bool(m) and int(m.group(1)) >= 12
+        if not m or int(m.group(1)) < 12:
+            return False
+        with open(self.ckpt, "rb") as f:
+            return b"CKPE" in f.read()
 
     def lose_node(self, node, out):
+        self.ckpt = out + ".ckpt"
         super().lose_node(node, out)
         # What --resume keeps: the data file the ranks wrote (OUT.partial
         # when rank 0 was killed, OUT.partial.prev when it saw the job end
