@@ -11,8 +11,12 @@
  * the inequality. So the box bound never exceeds the rounded squared distance
  * of any point in the node, and a node is skipped only when its bound is
  * strictly larger than the current k-th best (ties may still win on the
- * index). For the same reason partial sums of a point's distance only grow,
- * so a partial sum above the k-th best rejects the point early.
+ * index). The vector paths sum the bound in another order, then shrink it
+ * by a margin that covers the difference (KNN_BOX_SHRINK below). For the same
+ * reason partial sums of a point's distance only grow, so a partial sum above
+ * the k-th best rejects the point early (the permutation scan does).
+ *
+ * The tree's layout is in knn_tree.h, its build in knn_tree_build.c.
  *
  * Run-time dispatch: the query code (knn_kernel_body.h) is compiled for the
  * scalar, AVX2 and AVX-512 paths (isa.h); queries use the path chosen at the
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "isa.h"
+#include "knn_tree.h"
 
 #if ISA_X86
 #include <immintrin.h>
@@ -44,32 +49,6 @@
 /* Up to this k candidates are kept in a sorted array, above in a max-heap. */
 #define KNN_SORTED_MAX 32
 
-typedef struct knn_node {
-    double split;  /* inner node: points left have x[dim] <= split, right >= split */
-    int64_t right; /* inner node: index of the right child; the left one is this + 1 */
-    int64_t begin; /* the node's points are perm[begin .. end) */
-    int64_t end;
-    int32_t dim; /* split dimension, or -1 for a leaf */
-} knn_node;
-
-struct knn_tree {
-    const double *data; /* caller's array, not owned */
-    int64_t n;
-    int d;
-    int leaf_size;
-    int64_t *perm; /* tree order -> data row */
-    knn_node *nodes;
-    int64_t nnodes;
-    /* Bounding box of node i's points: lo at boxes[box_stride * i], hi d
-     * floats later. Floats halve the memory a query walks through; they are
-     * rounded outwards, so the box still contains every point of the node. */
-    float *boxes;
-    int64_t box_stride;
-    /* KNN_TREE_COPY_POINTS: the leaf with points [b, e) stores coordinate j of
-     * its i-th point at points[b * d + j * (e - b) + i]; NULL otherwise. */
-    double *points;
-};
-
 double knn_distance2(const double *a, const double *b, int d)
 {
     double s = 0.0;
@@ -79,217 +58,6 @@ double knn_distance2(const double *a, const double *b, int d)
     }
     return s;
 }
-
-static int knn_all_finite(const double *x, int64_t count)
-{
-    for (int64_t i = 0; i < count; i++)
-        if (!isfinite(x[i]))
-            return 0;
-    return 1;
-}
-
-/* ---------------------------------------------------------------- build -- */
-
-static int64_t knn_count_nodes(int64_t count, int leaf_size)
-{
-    if (count <= leaf_size)
-        return 1;
-    return 1 + knn_count_nodes(count / 2, leaf_size) +
-           knn_count_nodes(count - count / 2, leaf_size);
-}
-
-/*
- * Hoare/Wirth selection on perm[lo..hi] (inclusive) by coordinate `dim`:
- * afterwards perm[nth] holds the point of rank nth and every point before it
- * has a coordinate <= it, every point after it >= it. Equal keys are swapped
- * across the pivot, so many duplicates still split evenly.
- */
-static void knn_select(const double *data, int d, int dim, int64_t *perm, int64_t lo, int64_t hi,
-                       int64_t nth)
-{
-#define KEY(i) data[perm[i] * d + dim]
-    while (lo < hi) {
-        double a = KEY(lo), b = KEY(lo + (hi - lo) / 2), c = KEY(hi);
-        /* Median of three guards against sorted input. */
-        double pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (KEY(i) < pivot)
-                i++;
-            while (KEY(j) > pivot)
-                j--;
-            if (i <= j) {
-                int64_t tmp = perm[i];
-                perm[i] = perm[j];
-                perm[j] = tmp;
-                i++;
-                j--;
-            }
-        }
-        if (nth <= j)
-            hi = j;
-        else if (nth >= i)
-            lo = i;
-        else
-            break; /* j < nth < i: perm[nth] equals the pivot and is in place */
-    }
-#undef KEY
-}
-
-typedef struct knn_builder {
-    knn_tree *t;
-    double *lo; /* d doubles: exact bounding box of the current node */
-    double *hi;
-    int64_t next; /* next free node */
-} knn_builder;
-
-/* Largest float <= x (beyond the float range: -inf or FLT_MAX). */
-static float knn_float_down(double x)
-{
-    float f = (float)x;
-    return (double)f > x ? nextafterf(f, -INFINITY) : f;
-}
-
-/* Smallest float >= x (beyond the float range: +inf or -FLT_MAX). */
-static float knn_float_up(double x)
-{
-    float f = (float)x;
-    return (double)f < x ? nextafterf(f, INFINITY) : f;
-}
-
-/* Builds the subtree over perm[begin .. end) in preorder; returns its index. */
-static int64_t knn_build_node(knn_builder *b, int64_t begin, int64_t end)
-{
-    knn_tree *t = b->t;
-    int64_t id = b->next++;
-    knn_node *node = &t->nodes[id];
-    node->begin = begin;
-    node->end = end;
-    node->dim = -1;
-    node->right = -1;
-    node->split = 0.0;
-
-    const int d = t->d;
-    double *lo = b->lo, *hi = b->hi;
-    const double *first = t->data + t->perm[begin] * d;
-    for (int j = 0; j < d; j++)
-        lo[j] = hi[j] = first[j];
-    for (int64_t i = begin + 1; i < end; i++) {
-        const double *x = t->data + t->perm[i] * d;
-        for (int j = 0; j < d; j++) {
-            if (x[j] < lo[j])
-                lo[j] = x[j];
-            if (x[j] > hi[j])
-                hi[j] = x[j];
-        }
-    }
-    float *box = t->boxes + t->box_stride * id;
-    for (int j = 0; j < d; j++) {
-        box[j] = knn_float_down(lo[j]);
-        box[d + j] = knn_float_up(hi[j]);
-    }
-    if (end - begin <= t->leaf_size)
-        return id;
-
-    int dim = 0;
-    for (int j = 1; j < d; j++)
-        if (hi[j] - lo[j] > hi[dim] - lo[dim])
-            dim = j;
-
-    /* Median split: the halves differ by at most one point, so the depth is
-     * log2(n / leaf_size) whatever the distribution (duplicates included). */
-    int64_t mid = begin + (end - begin) / 2;
-    knn_select(t->data, d, dim, t->perm, begin, end - 1, mid);
-    node->dim = dim;
-    node->split = t->data[t->perm[mid] * d + dim];
-    knn_build_node(b, begin, mid);
-    int64_t right = knn_build_node(b, mid, end);
-    t->nodes[id].right = right;
-    return id;
-}
-
-int knn_tree_build_ex(const double *data, int64_t n, int d, int leaf_size, unsigned flags,
-                      knn_tree **out)
-{
-    if (out == NULL)
-        return KNN_EINVAL;
-    *out = NULL;
-    if (data == NULL || n < 1 || d < 1 || (flags & ~(unsigned)KNN_TREE_COPY_POINTS) != 0)
-        return KNN_EINVAL;
-    if (n > INT64_MAX / d || !knn_all_finite(data, n * d))
-        return KNN_EINVAL;
-    if (leaf_size <= 0)
-        leaf_size = KNN_DEFAULT_LEAF_SIZE;
-
-    knn_tree *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return KNN_ENOMEM;
-    t->data = data;
-    t->n = n;
-    t->d = d;
-    t->leaf_size = leaf_size;
-    t->nnodes = knn_count_nodes(n, leaf_size);
-    t->perm = malloc((size_t)n * sizeof *t->perm);
-    t->nodes = malloc((size_t)t->nnodes * sizeof *t->nodes);
-    /* Boxes padded to whole 64-byte lines (one line for d = 8). */
-    t->box_stride = (2 * (int64_t)d + 15) / 16 * 16;
-    t->boxes = aligned_alloc(64, (size_t)t->nnodes * (size_t)t->box_stride * sizeof *t->boxes);
-    double *scratch = malloc(2 * (size_t)d * sizeof *scratch);
-    if (t->perm == NULL || t->nodes == NULL || t->boxes == NULL || scratch == NULL) {
-        free(scratch);
-        knn_tree_free(t);
-        return KNN_ENOMEM;
-    }
-    for (int64_t i = 0; i < n; i++)
-        t->perm[i] = i;
-    /* clang-format off */
-    knn_builder b = {.t = t, .lo = scratch, .hi = scratch + d, .next = 0};
-    /* clang-format on */
-    knn_build_node(&b, 0, n);
-    free(scratch);
-
-    if (flags & KNN_TREE_COPY_POINTS) {
-        t->points = malloc((size_t)n * (size_t)d * sizeof *t->points);
-        if (t->points == NULL) {
-            knn_tree_free(t);
-            return KNN_ENOMEM;
-        }
-        for (int64_t id = 0; id < t->nnodes; id++) {
-            const knn_node *node = &t->nodes[id];
-            if (node->dim >= 0)
-                continue;
-            int64_t count = node->end - node->begin;
-            double *block = t->points + node->begin * d;
-            for (int64_t i = 0; i < count; i++) {
-                const double *x = data + t->perm[node->begin + i] * d;
-                for (int j = 0; j < d; j++)
-                    block[j * count + i] = x[j];
-            }
-        }
-    }
-    *out = t;
-    return KNN_OK;
-}
-
-int knn_tree_build(const double *data, int64_t n, int d, int leaf_size, knn_tree **out)
-{
-    return knn_tree_build_ex(data, n, d, leaf_size, 0, out);
-}
-
-void knn_tree_free(knn_tree *t)
-{
-    if (t == NULL)
-        return;
-    free(t->points);
-    free(t->boxes);
-    free(t->nodes);
-    free(t->perm);
-    free(t);
-}
-
-int64_t knn_tree_size(const knn_tree *t) { return t->n; }
-
-int knn_tree_dim(const knn_tree *t) { return t->d; }
 
 /* ----------------------------------------------------------- candidates -- */
 
@@ -411,6 +179,26 @@ static void knn_cands_finish(knn_cands *c)
 
 /* ---------------------------------------------------------------- query -- */
 
+/*
+ * Box bounds summed in another order than a point's distance (the vector
+ * paths' tree sums). Each term of the bound is at most the matching rounded
+ * term of any point in the box; but the sums of the two sets of d
+ * non-negative terms round differently. Any order of summation stays
+ * within a factor (1 +- g) of the exact sum, g = (d - 1) u / (1 - (d - 1) u),
+ * u = 2^-53: so tree_sum * (1 - g) / (1 + g) <= the point's ordered sum.
+ * Scaling by 1 - 2^-40 and rounding (at most 1 + u more) stays below that
+ * for d <= KNN_BOX_TREE_MAX_D, while the bound loses nothing that matters.
+ * Below 2^-1000 the relative bounds may fail (subnormal products), so tiny
+ * bounds become 0: such a node is simply visited.
+ */
+#define KNN_BOX_TREE_MAX_D 1024
+#define KNN_BOX_SHRINK (1.0 - 0x1p-40)
+
+static inline double knn_box_shrink(double tree_sum)
+{
+    return tree_sum < 0x1p-1000 ? 0.0 : tree_sum * KNN_BOX_SHRINK;
+}
+
 typedef struct knn_search {
     const knn_tree *t;
     const double *q;
@@ -420,25 +208,31 @@ typedef struct knn_search {
 /* ------------------------------------------------------ per-path copies -- */
 
 #define KNN_USE_AVX2 0
+#define KNN_USE_AVX512 0
 #define KNN_FN(name) name##_scalar
 #include "knn_kernel_body.h"
 #undef KNN_FN
+#undef KNN_USE_AVX512
 #undef KNN_USE_AVX2
 
 #if ISA_X86
 ISA_PUSH_AVX2
 #define KNN_USE_AVX2 1
+#define KNN_USE_AVX512 0
 #define KNN_FN(name) name##_avx2
 #include "knn_kernel_body.h"
 #undef KNN_FN
+#undef KNN_USE_AVX512
 #undef KNN_USE_AVX2
 ISA_POP
 
 ISA_PUSH_AVX512
 #define KNN_USE_AVX2 1
+#define KNN_USE_AVX512 1
 #define KNN_FN(name) name##_avx512
 #include "knn_kernel_body.h"
 #undef KNN_FN
+#undef KNN_USE_AVX512
 #undef KNN_USE_AVX2
 ISA_POP
 #endif

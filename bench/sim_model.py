@@ -34,6 +34,12 @@ What it models, port of the C code:
   trace, checkpoint), as the library's node dispatch does
   (src/core/submanager.c); design "b:as-built".
 
+* Host term (sim_host.py, off by default; the validation turns it on):
+  with `host_cores` > 0 every slice of n tasks and every wake-up from a
+  back-off costs n x / 1 x `c_event` of CPU, and those bursts and rank 0's
+  serving share `host_cores` CPUs (a fluid queue). Models the measured
+  runs' 128 ranks on 2 cores; a cluster has a core per rank.
+
 Wall time = simulated makespan + `T0` (start-up/teardown collectives).
 Efficiency = max(sum of task costs / P, largest task) / wall time.
 """
@@ -41,6 +47,7 @@ import heapq
 import itertools
 import math
 
+from sim_host import Host
 from sim_schedules import PARETO_MEAN, Scheduler, task_costs
 from sim_state import (MANAGER_SLICE_MAX, MANAGER_SLICE_MIN, WORKER_SLICE, Manager, Params, Rank,
                        next_slice_length)
@@ -69,6 +76,8 @@ class Sim:
         self.chunks = 0
         self.schedule = schedule
         self.offs, self.period = self.p.backoff_offsets()
+        # the host term (sim_host.py): ranks sharing `host_cores` CPUs
+        self.host = Host(self.p.host_cores, self.p.c_event) if self.p.host_cores > 0 else None
         if nodes_of and nodes_of < P:
             self._build_hierarchy(nodes_of, schedule, sub_pure)
         else:
@@ -139,6 +148,17 @@ class Sim:
         if obj.wake_at is None or t < obj.wake_at - 1e-15 or obj.state != "idle":
             return
         obj.wake_at = None
+        if self.host is not None:
+            # woken from its back-off by a message: the wake-up's CPU, behind
+            # the others' (the back-off's own polls are not charged: see sim_host.py)
+            start = self.host.run(t, self.p.c_event)
+            if start > t:
+                obj.state = "run"
+                self.at(start, self.woken, obj)
+                return
+        self.woken(t, obj)
+
+    def woken(self, t, obj):
         if isinstance(obj, Manager):
             self.manager_loop(obj, t)
         else:
@@ -216,7 +236,13 @@ class Sim:
         d = self.cost(w.pos, w.pos + n)
         self.at(t + d, self.worker_slice_end, w, n, d)
 
-    def worker_slice_end(self, t, w, n, d):
+    def worker_slice_end(self, t, w, n, d, ran=False):
+        if self.host is not None and not ran:
+            # the slice's n task wake-ups need CPU before the worker goes on
+            done = self.host.run(t, n * self.p.c_event)
+            if done > t:
+                self.at(done, self.worker_slice_end, w, n, d + done - t, True)
+                return
         if n > 0:
             per = d / n
             w.spt = 0.7 * w.spt + 0.3 * per if w.spt > 0 else per
@@ -356,7 +382,10 @@ class Sim:
     def manager_loop(self, m, t):
         m.state = "run"
         while True:
+            t0 = t
             t, handled = self.serve(m, t)
+            if self.host is not None:
+                self.host.add(t - t0)
             if m is self.top and getattr(self, "hier", False):
                 if all(s.finished_at is not None for s in self.top.subs.values()):
                     m.finished_at = t
@@ -414,7 +443,12 @@ class Sim:
             top.finished_at = t
             top.state = "done"
 
-    def manager_slice_end(self, t, m, n, d):
+    def manager_slice_end(self, t, m, n, d, ran=False):
+        if self.host is not None and not ran:
+            done = self.host.run(t, n * self.p.c_event)
+            if done > t:
+                self.at(done, self.manager_slice_end, m, n, d + done - t, True)
+                return
         target = m.slice_target if m.workers else WORKER_SLICE
         m.slice_len = next_slice_length(m.slice_len, d, target)
         m.own[0] += n

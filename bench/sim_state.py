@@ -39,6 +39,8 @@ class Params:
         self.refill = 2.0       # hierarchy: sub-manager asks the top when its pool < refill x ranks x C
         self.fwd_batch = 0.0    # hierarchy: results go on to the top every fwd_batch s (0 = never)
         self.c_entry = 0.0      # top CPU per forwarded piece of results
+        self.host_cores = 0     # host term (sim_host.py): CPUs the ranks share (0 = a core each)
+        self.c_event = 0.0      # host term: CPU per task wake-up / back-off wake-up
         self.__dict__.update(kw)
         if self.L_node is None:
             self.L_node = self.L

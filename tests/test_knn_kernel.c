@@ -468,6 +468,105 @@ static void test_every_isa_path_matches_reference(void **state)
     assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
 }
 
+/*
+ * Exact ties at every rank, where the vector paths' box bounds (summed in a
+ * tree, not in dimension order) meet points' distances: grid points G and
+ * their mirror images through a centre c are pairwise equally far from c,
+ * exactly (dyadic coordinates, exact differences). Dimension j is scaled by
+ * 2^scale[j], so the terms of a sum differ in magnitude and summation order
+ * changes the rounding; tiny scales make the squares subnormal.
+ */
+static void check_mirrored_ties(int d, const int *scale, int leaf_size)
+{
+    enum { HALF = 300, NQ = 4 };
+    uint64_t st = 991 + (uint64_t)d;
+    double *data = malloc((size_t)2 * HALF * (size_t)d * sizeof *data);
+    double *queries = malloc((size_t)NQ * (size_t)d * sizeof *queries);
+    assert_non_null(data);
+    assert_non_null(queries);
+    for (int j = 0; j < d; j++)
+        queries[j] = ldexp(16.0, scale[j]); /* the centre c */
+    for (int i = 0; i < HALF; i++)
+        for (int j = 0; j < d; j++) {
+            double g = ldexp((double)(test_next(&st) % 33), scale[j]);
+            data[i * d + j] = g;
+            data[(HALF + i) * d + j] = 2.0 * queries[j] - g;
+        }
+    for (int qi = 1; qi < NQ; qi++) /* near c and on a grid point */
+        for (int j = 0; j < d; j++)
+            queries[qi * d + j] =
+                qi == NQ - 1 ? data[7 * d + j] : queries[j] + ldexp(0.5 * qi, scale[j]);
+    check_queries(data, 2 * HALF, d, queries, NQ, 1, leaf_size);
+    check_queries(data, 2 * HALF, d, queries, NQ, 6, leaf_size);
+    check_queries(data, 2 * HALF, d, queries, NQ, 33, leaf_size);
+    free(queries);
+    free(data);
+}
+
+static void test_tree_sum_box_bounds_keep_ties_exact(void **state)
+{
+    (void)state;
+    static const int mixed[20] = { 0,  -20, 7, 30, -3, 0, 12,  -40, 1, 5,
+                                   -8, 3,   0, 22, -1, 9, -30, 2,   0, 4 };
+    static const int tiny[13] = { -530, -531, -540, -530, -535, -530, -532,
+                                  -530, -538, -530, -533, -530, -530 };
+    const isa_path initial = knn_kernel_path();
+    for (int p = ISA_SCALAR; p < ISA_COUNT; p++) {
+        if (knn_kernel_use_path((isa_path)p) != KNN_OK)
+            continue;
+        /* d = 9, 13, 20: whole and partial groups of 4 and 8 dimensions. */
+        check_mirrored_ties(9, mixed, 0);
+        check_mirrored_ties(13, mixed, 8);
+        check_mirrored_ties(20, mixed, 0);
+        check_mirrored_ties(13, tiny, 0);
+    }
+    assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
+}
+
+/*
+ * A box bound whose tree sum rounds above the point's own ordered sum: the
+ * point P (row 0) is its leaf's box, and its terms from the query are
+ * 1 and four times 2^-54. In order, each 2^-54 vanishes against 1: d2 = 1.
+ * Summed in pairs, they add up to 2^-52 first: 1 + 2^-52. Row 1 is at
+ * exactly 1 too, so P must win on its index, which it can only if its leaf
+ * is not pruned by that larger sum (the vector paths scale it down).
+ */
+static void test_tree_sum_rounding_does_not_prune_a_tie(void **state)
+{
+    (void)state;
+    const double e = 0x1p-27;
+    const double data[16] = { 0.5,  0.5,     0.5, 0.5,     0.5, 0.5,     0.5, 0.5,
+                              -0.5, 0.5 - e, 1.5, 0.5 - e, 0.5, 0.5 - e, 0.5, 0.5 - e };
+    const double query[8] = { -0.5, 0.5 - e, 0.5, 0.5 - e, 0.5, 0.5 - e, 0.5, 0.5 - e };
+    assert_true(knn_distance2(query, data, 8) == 1.0);
+    assert_true(knn_distance2(query, data + 8, 8) == 1.0);
+    const isa_path initial = knn_kernel_path();
+    for (int p = ISA_SCALAR; p < ISA_COUNT; p++)
+        if (knn_kernel_use_path((isa_path)p) == KNN_OK)
+            check_queries(data, 2, 8, query, 1, 1, 1);
+    assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
+}
+
+/* Above 1024 dimensions every path sums box bounds in dimension order. */
+static void test_many_dimensions_match_reference(void **state)
+{
+    (void)state;
+    const int d = 1100;
+    const int64_t n = 60;
+    uint64_t st = 5;
+    double *data = random_points(n, d, &st);
+    double *queries = random_points(3, d, &st);
+    for (int j = 0; j < d; j++)
+        queries[2 * d + j] = data[11 * d + j];
+    const isa_path initial = knn_kernel_path();
+    for (int p = ISA_SCALAR; p < ISA_COUNT; p++)
+        if (knn_kernel_use_path((isa_path)p) == KNN_OK)
+            check_queries(data, n, d, queries, 3, 4, 4);
+    assert_int_equal(knn_kernel_use_path(initial), KNN_OK);
+    free(queries);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +580,9 @@ int main(void)
         cmocka_unit_test(test_distance2_sums_squares_in_dimension_order),
         cmocka_unit_test(test_every_isa_path_gives_the_same_bytes),
         cmocka_unit_test(test_every_isa_path_matches_reference),
+        cmocka_unit_test(test_tree_sum_box_bounds_keep_ties_exact),
+        cmocka_unit_test(test_tree_sum_rounding_does_not_prune_a_tie),
+        cmocka_unit_test(test_many_dimensions_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -248,7 +248,7 @@ class KnnOutputTest(KnnCase):
         self.assertEqual(rc, 0, err)
         attrs = harness.read_h5(out).attrs
         self.assertEqual(attrs["data_source"], "synthetic uniform [0,1)^8, seed 9")
-        self.assertEqual((attrs["k"], attrs["leaf_size"], attrs["dim"]), (5, 32, 8))
+        self.assertEqual((attrs["k"], attrs["leaf_size"], attrs["dim"]), (5, 128, 8))
 
     def test_help_lists_every_flag(self):
         rc, stdout, err = run(1, ["--help"])
