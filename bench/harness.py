@@ -244,7 +244,9 @@ def bench_omp(s):
     exe = s.app("kde_sweep")
     omp = s.prog("omp_kde_cv")
     h5, f64, n, d = kde_data(s)
-    spec = "0.05:1.0:16"
+    # 64 widths: with 16 the compute took ~0.17 s and its run-to-run spread
+    # (5-8%) was larger than the margin the 1.00 target asks to resolve.
+    spec = "0.05:1.0:64"
     out = s.tmp("kde_omp_cmp.h5")
     scores = {}
 
@@ -264,7 +266,7 @@ def bench_omp(s):
     m, b = median(r["mpmap"]), median(r["baseline"])
     diff = float(np.max(np.abs(h5_data(out, "/cv_score") - np.asarray(scores["omp"]))))
     raw = {"mpmap_s": m, "omp_s": b, "samples": r, "max_abs_score_diff": diff}
-    return [row("omp", "5. Gaussian CV, 16 widths: OpenMP guided time / mpmap time (compute only)",
+    return [row("omp", "5. Gaussian CV, 64 widths: OpenMP guided time / mpmap time (compute only)",
                 fmt_s(m), fmt_s(b), fmt_x(b / m), ">= 1x", b / m >= 1.0,
                 f"scores bitwise equal: {'yes' if diff == 0 else f'no (max diff {diff:.2g})'}")], raw
 
