@@ -512,9 +512,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char dir[] = "/tmp/mpmap-runtime-XXXXXX";
-    if (my_rank == 0 && !mkdtemp(dir))
-        MPI_Abort(MPI_COMM_WORLD, 2);
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    mpi_check_scratch(dir, (int)sizeof dir);
 
     /* --stops-only: failures and interrupt + resume only, the paths where
      * a CANCEL has to reach every rank (the emulated cluster test runs
@@ -533,14 +531,5 @@ int main(int argc, char **argv)
         test_invalid_jobs_fail_everywhere();
     }
 
-    int total_failures = 0, total_checks = 0;
-    MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&checks, &total_checks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (my_rank == 0) {
-        rmdir(dir);
-        printf("mpi_runtime_test on %d ranks: %d passed, %d failed\n", nranks,
-               total_checks - total_failures, total_failures);
-    }
-    MPI_Finalize();
-    return total_failures == 0 ? 0 : 1;
+    return mpi_check_finish("mpi_runtime_test", dir, failures, checks);
 }

@@ -459,23 +459,12 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char dir[] = "/tmp/mpmap-store-sync-XXXXXX";
-    if (my_rank == 0 && !mkdtemp(dir))
-        MPI_Abort(MPI_COMM_WORLD, 2);
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    mpi_check_scratch(dir, (int)sizeof dir);
 
     test_syncs_are_batched(dir);
     test_failed_sync_stops_and_loses_nothing(dir);
     test_interrupt_then_resume(dir);
     test_sync_conflicts_are_refused(dir);
 
-    int total_failures = 0, total_checks = 0;
-    MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&checks, &total_checks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (my_rank == 0) {
-        rmdir(dir);
-        printf("mpi_store_sync_test on %d ranks: %d passed, %d failed\n", nranks,
-               total_checks - total_failures, total_failures);
-    }
-    MPI_Finalize();
-    return total_failures == 0 ? 0 : 1;
+    return mpi_check_finish("mpi_store_sync_test", dir, failures, checks);
 }

@@ -541,9 +541,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char dir[] = "/tmp/mpmap-store-XXXXXX";
-    if (my_rank == 0 && !mkdtemp(dir))
-        MPI_Abort(MPI_COMM_WORLD, 2);
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    mpi_check_scratch(dir, (int)sizeof dir);
 
     test_every_schedule_stores_each_task_once(dir);
     test_failed_tasks_are_never_stored(dir);
@@ -551,14 +549,5 @@ int main(int argc, char **argv)
     test_store_conflicts_are_refused(dir);
     test_interrupt_then_resume(dir);
 
-    int total_failures = 0, total_checks = 0;
-    MPI_Allreduce(&failures, &total_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&checks, &total_checks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (my_rank == 0) {
-        rmdir(dir);
-        printf("mpi_store_test on %d ranks: %d passed, %d failed\n", nranks,
-               total_checks - total_failures, total_failures);
-    }
-    MPI_Finalize();
-    return total_failures == 0 ? 0 : 1;
+    return mpi_check_finish("mpi_store_test", dir, failures, checks);
 }

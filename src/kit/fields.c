@@ -284,6 +284,19 @@ static void fill_failed(const mpmap_app_field *f, char *dst, size_t bytes)
     }
 }
 
+/* Counts one more task in the block (its status, when kept) and writes
+ * the block out once it holds its rows. 0 or -1. */
+static int hold_task(kit_fields *w, int32_t code)
+{
+    if (w->block_status)
+        w->block_status[w->block_count] = code;
+    w->failed += code != 0;
+    w->block_count++;
+    int64_t rows =
+        w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first : w->block_rows;
+    return w->block_count == rows * w->row_tasks ? kit_fields_flush(w) : 0;
+}
+
 /* --write ranks: the rows are in the file already; what is left here is
  * the status of each task and the fill of the failed ones. */
 static int rows_sink(kit_fields *w, int64_t begin, int64_t end, const int32_t *status)
@@ -299,13 +312,7 @@ static int rows_sink(kit_fields *w, int64_t begin, int64_t end, const int32_t *s
                 return -1;
             }
         }
-        if (w->block_status)
-            w->block_status[w->block_count] = code;
-        w->failed += code != 0;
-        w->block_count++;
-        int64_t rows =
-            w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first : w->block_rows;
-        if (w->block_count == rows * w->row_tasks && kit_fields_flush(w) != 0)
+        if (hold_task(w, code) != 0)
             return -1;
     }
     return 0;
@@ -354,13 +361,7 @@ int kit_fields_sink(int64_t begin, int64_t end, const void *records, const int32
             else
                 memcpy(dst, rec + p->offset[i], w->row_bytes[i]);
         }
-        if (w->block_status)
-            w->block_status[w->block_count] = code;
-        w->failed += code != 0;
-        w->block_count++;
-        int64_t rows =
-            w->nrows - w->block_first < w->block_rows ? w->nrows - w->block_first : w->block_rows;
-        if (w->block_count == rows * w->row_tasks && kit_fields_flush(w) != 0)
+        if (hold_task(w, code) != 0)
             return -1;
     }
     return kit_fields_live_tick(w);
