@@ -358,6 +358,6 @@ case(name="param_sweep/resume-other-schedule", app="param_sweep", kind="resume_v
      np=2, args=SLOW_EXEC + PROGRESS, quiet=False,
      variant=["--schedule", "static", "--chunk", "3"], exit=0, error=None)
 case(name="knn_query/resume-other-schedule", app="knn_query", kind="resume_variant", np=2,
-     args=["--points", "20000", "--queries-count", "20000", "--dim", "6", "-k", "8"] +
+     args=["--points", "50000", "--queries-count", "60000", "--dim", "10", "-k", "8"] +
      PROGRESS, quiet=False, variant=["--schedule", "static", "--chunk", "7"], exit=0,
      error=None)
