@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mpi_check.h"
+#include "store_cases.h"
 #include "mpmap.h"
 
 #include <errno.h>
@@ -26,19 +27,6 @@
 #include <unistd.h>
 
 static int failures, checks, my_rank, nranks;
-
-typedef struct record {
-    uint64_t a, b, c;
-} record;
-
-static record expected_record(int64_t t)
-{
-    uint64_t x = (uint64_t)t * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    x ^= x >> 31;
-    uint64_t y = x * 0xBF58476D1CE4E5B9ull;
-    y ^= y >> 27;
-    return (record){ x, y, y * 0x94D049BB133111EBull ^ (uint64_t)t };
-}
 
 #define SYNC_FAILURE "cannot sync 'out.bin': Input/output error"
 
@@ -217,13 +205,6 @@ static mpmap_config sync_config(fixture *f, const char *fingerprint)
     cfg.schedule = MPMAP_SCHEDULE_DYNAMIC;
     cfg.chunk = 1;
     return cfg;
-}
-
-static int64_t sum_over_ranks(int64_t v)
-{
-    int64_t total = 0;
-    MPI_Allreduce(&v, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    return total;
 }
 
 /* Per task over all ranks on rank 0 (NULL elsewhere): op of the values. */

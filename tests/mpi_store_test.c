@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mpi_check.h"
+#include "store_cases.h"
 #include "mpmap.h"
 
 #include <errno.h>
@@ -26,20 +27,6 @@ static int failures, checks, my_rank, nranks;
 /* This rank stored records under the static schedule, which gives every
  * rank that computes a block (sub-managers compute nothing). */
 static bool computes_here;
-
-/* 24 bytes derived from the task index alone. */
-typedef struct record {
-    uint64_t a, b, c;
-} record;
-
-static record expected_record(int64_t t)
-{
-    uint64_t x = (uint64_t)t * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    x ^= x >> 31;
-    uint64_t y = x * 0xBF58476D1CE4E5B9ull;
-    y ^= y >> 27;
-    return (record){ x, y, y * 0x94D049BB133111EBull ^ (uint64_t)t };
-}
 
 #define STORE_FAILURE "cannot write 'out.bin': No space left on device"
 
@@ -207,13 +194,6 @@ static int32_t *gather_stored(const fixture *f, int64_t *elsewhere)
     *elsewhere = 0;
     MPI_Reduce(&mine, elsewhere, 1, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
     return sum;
-}
-
-static int64_t sum_over_ranks(int64_t v)
-{
-    int64_t total = 0;
-    MPI_Allreduce(&v, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    return total;
 }
 
 /* Rank 0: tasks of the file that differ from the serial computation (a
