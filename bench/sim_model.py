@@ -236,13 +236,22 @@ class Sim:
         d = self.cost(w.pos, w.pos + n)
         self.at(t + d, self.worker_slice_end, w, n, d)
 
+    def host_stall(self, t, n, d, slice_end, who):
+        """With the host model: when the n task wake-ups of a slice that ran
+        d seconds need CPU past t, calls slice_end(who, ...) again then and
+        returns True."""
+        if self.host is None:
+            return False
+        done = self.host.run(t, n * self.p.c_event)
+        if done <= t:
+            return False
+        self.at(done, slice_end, who, n, d + done - t, True)
+        return True
+
     def worker_slice_end(self, t, w, n, d, ran=False):
-        if self.host is not None and not ran:
-            # the slice's n task wake-ups need CPU before the worker goes on
-            done = self.host.run(t, n * self.p.c_event)
-            if done > t:
-                self.at(done, self.worker_slice_end, w, n, d + done - t, True)
-                return
+        # the slice's n task wake-ups need CPU before the worker goes on
+        if not ran and self.host_stall(t, n, d, self.worker_slice_end, w):
+            return
         if n > 0:
             per = d / n
             w.spt = 0.7 * w.spt + 0.3 * per if w.spt > 0 else per
@@ -444,11 +453,8 @@ class Sim:
             top.state = "done"
 
     def manager_slice_end(self, t, m, n, d, ran=False):
-        if self.host is not None and not ran:
-            done = self.host.run(t, n * self.p.c_event)
-            if done > t:
-                self.at(done, self.manager_slice_end, m, n, d + done - t, True)
-                return
+        if not ran and self.host_stall(t, n, d, self.manager_slice_end, m):
+            return
         target = m.slice_target if m.workers else WORKER_SLICE
         m.slice_len = next_slice_length(m.slice_len, d, target)
         m.own[0] += n
