@@ -172,6 +172,11 @@ static int tl_check(mpmap_app *app, void *ctx)
 {
     tl_list *s = ctx;
     const mpmap_cli_common *c = mpmap_app_common(app);
+    /* Refused here, before the setup makes OUT.joblog and OUT.tails: the
+     * kit would refuse it too, but only once those files exist. */
+    if (strcmp(c->write, "ranks") == 0)
+        return mpmap_app_usage(app, "--write ranks: this run's summary needs every result on "
+                                    "rank 0 (the commands' output tails); use --write rank0");
     if (s->resume_failed && c->force)
         return mpmap_app_usage(app, "--resume-failed: give it without --force (--force starts "
                                     "over and runs every task)");

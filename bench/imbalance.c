@@ -7,10 +7,20 @@
  * time rather than CPU time keeps the figure about the schedule: on a
  * shared machine, other processes would otherwise stretch every task.
  *
- *     mpirun -n 2 imbalance [--prefetch=P] SCHEDULE CHUNK NTASKS TOTAL SEED ALPHA [TRACE.csv]
+ *     mpirun -n 2 imbalance [--prefetch=P] [--steal=START:LENGTH] SCHEDULE CHUNK NTASKS TOTAL
+ *                           SEED ALPHA [TRACE.csv]
  *
  * --prefetch sets mpmap_config.prefetch (chunks a worker holds), which
  * decides how much of a guided job the first worker takes up front.
+ *
+ * --steal makes another thread take part of a core for part of the run, as
+ * a second job landing on a node does: rank 0 starts a thread that spins
+ * from START to START + LENGTH seconds after the run begins, on rank 0's
+ * core (it inherits the rank's binding; mpirun binds -n 2 to cores), so
+ * rank 0 gets half its core meanwhile. The tasks then spin on their
+ * thread's CPU time instead of the wall clock, so a rank that shares its
+ * core really is slower. The capacity the thread takes (LENGTH / 2 core
+ * seconds with a fair share) is the caller's to add to the bound.
  *
  * Rank 0 prints one JSON line (wall_time from mpmap_report, total, max,
  * lower_bound) and, with TRACE.csv, writes one line per chunk:
@@ -23,6 +33,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +49,18 @@ typedef struct bench_trace {
     size_t count, capacity;
 } bench_trace;
 
-/* The job's one context: the map reads the costs, the trace callback
- * (rank 0) appends to the trace. */
+/* The job's one context: the map reads the costs and spins on `clock`, the
+ * trace callback (rank 0) appends to the trace. */
 typedef struct bench_context {
     bench_costs costs;
     bench_trace trace;
+    clockid_t clock; /* CLOCK_MONOTONIC, or CLOCK_THREAD_CPUTIME_ID with --steal */
 } bench_context;
+
+/* --steal's window, in seconds after t0 (the monotonic clock at the start). */
+typedef struct bench_steal {
+    double start, length, t0;
+} bench_steal;
 
 static int bench_costs_make(int64_t n, double total, uint64_t seed, double alpha, bench_costs *out)
 {
@@ -67,15 +84,31 @@ static int bench_spin_map(int64_t begin, int64_t end, void *records, mpmap_task_
                           void *context)
 {
     (void)records;
-    const bench_costs *c = &((const bench_context *)context)->costs;
+    const bench_context *ctx = context;
+    const bench_costs *c = &ctx->costs;
     for (int64_t t = begin; t < end; t++) {
-        double start = bench_clock(CLOCK_MONOTONIC);
+        double start = bench_clock(ctx->clock);
         if (start < 0)
             return mpmap_task_fail(err, t, 1, "clock_gettime failed");
-        while (bench_clock(CLOCK_MONOTONIC) - start < c->seconds[t]) {
+        while (bench_clock(ctx->clock) - start < c->seconds[t]) {
         }
     }
     return 0;
+}
+
+/* The thread of --steal: waits until its window opens, then spins through it. */
+static void *bench_steal_main(void *arg)
+{
+    const bench_steal *st = arg;
+    const double from = st->t0 + st->start, to = from + st->length;
+    const struct timespec nap = { 0, 1000000 };
+    while (bench_clock(CLOCK_MONOTONIC) < from)
+        nanosleep(&nap, NULL);
+    volatile double sink = 0;
+    while (bench_clock(CLOCK_MONOTONIC) < to)
+        for (int i = 0; i < 10000; i++)
+            sink += 1e-9 * i;
+    return NULL;
 }
 
 static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
@@ -103,27 +136,35 @@ int main(int argc, char **argv)
 
     mpmap_config config;
     mpmap_config_init(&config);
-    if (argc > 1 && strncmp(argv[1], "--prefetch=", 11) == 0) {
-        config.prefetch = atoi(argv[1] + 11);
+    bench_steal steal = { 0, 0, 0 };
+    int bad_option = 0;
+    while (argc > 1 && strncmp(argv[1], "--", 2) == 0) {
+        if (strncmp(argv[1], "--prefetch=", 11) == 0)
+            config.prefetch = atoi(argv[1] + 11);
+        else if (strncmp(argv[1], "--steal=", 8) != 0 ||
+                 sscanf(argv[1] + 8, "%lf:%lf", &steal.start, &steal.length) != 2 ||
+                 !(steal.start >= 0) || !(steal.length > 0))
+            bad_option = 1;
         argv++;
         argc--;
     }
     double chunk = 0, ntasks = 0, total = 0, seed = 0, alpha = 0;
-    if ((argc != 7 && argc != 8) || mpmap_schedule_from_name(argv[1], &config.schedule) != 0 ||
+    if (bad_option || (argc != 7 && argc != 8) ||
+        mpmap_schedule_from_name(argv[1], &config.schedule) != 0 ||
         bench_parse_double(argv[2], &chunk) != 0 || chunk < 1 ||
         bench_parse_double(argv[3], &ntasks) != 0 || ntasks < 1 ||
         bench_parse_double(argv[4], &total) != 0 || total <= 0 ||
         bench_parse_double(argv[5], &seed) != 0 || seed < 0 ||
         bench_parse_double(argv[6], &alpha) != 0 || alpha <= 0) {
         if (rank == 0)
-            fprintf(stderr, "usage: imbalance [--prefetch=P] SCHEDULE CHUNK NTASKS TOTAL_S SEED "
-                            "ALPHA [TRACE.csv]\n");
+            fprintf(stderr, "usage: imbalance [--prefetch=P] [--steal=START:LENGTH] SCHEDULE CHUNK "
+                            "NTASKS TOTAL_S SEED ALPHA [TRACE.csv]\n");
         MPI_Finalize();
         return 2;
     }
     config.chunk = (int64_t)chunk;
 
-    bench_context ctx = { 0 };
+    bench_context ctx = { .clock = steal.length > 0 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC };
     if (bench_costs_make((int64_t)ntasks, total, (uint64_t)seed, alpha, &ctx.costs) != 0) {
         fprintf(stderr, "imbalance: out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -139,17 +180,27 @@ int main(int argc, char **argv)
                       .context = &ctx, .trace = argc == 8 ? bench_trace_add : NULL };
     /* clang-format on */
     mpmap_report report;
+    pthread_t stealer;
+    steal.t0 = bench_clock(CLOCK_MONOTONIC);
+    const int stealing = rank == 0 && steal.length > 0 &&
+                         pthread_create(&stealer, NULL, bench_steal_main, &steal) == 0;
+    if (rank == 0 && steal.length > 0 && !stealing) {
+        fprintf(stderr, "imbalance: cannot start the --steal thread\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     int rc = mpmap_run(MPI_COMM_WORLD, &config, &job, &report);
+    if (stealing)
+        pthread_join(stealer, NULL);
     if (rank == 0 && rc != 0)
         fprintf(stderr, "imbalance: %s (%s)\n", mpmap_strerror(rc), report.message);
     if (rank == 0 && rc == 0) {
         double bound = fmax(sum / size, largest);
         printf("{\"schedule\": \"%s\", \"prefetch\": %d, \"chunk\": %lld, \"tasks\": %lld, "
                "\"ranks\": %d, \"chunks\": %lld, \"wall_time\": %.9g, \"total\": %.9g, "
-               "\"max\": %.9g, \"lower_bound\": %.9g}\n",
+               "\"max\": %.9g, \"lower_bound\": %.9g, \"steal_start\": %g, \"steal_length\": %g}\n",
                mpmap_schedule_name(config.schedule), config.prefetch, (long long)config.chunk,
                (long long)ctx.costs.n, size, (long long)report.chunks, report.wall_time, sum,
-               largest, bound);
+               largest, bound, steal.start, steal.length);
         if (argc == 8) {
             FILE *f = fopen(argv[7], "w");
             if (!f) {

@@ -378,8 +378,7 @@ class RefusalTest(WriteRanksCase):
                 harness.assert_one_line_error(self, app, stderr, *needles)
                 self.assertEqual(stdout, "")
                 self.assertEqual(output_files(out), set(), "a refused run made output files")
-                if app != "task_list":
-                    self.assertEqual(os.listdir(where), [], "a refused run left files")
+                self.assertEqual(os.listdir(where), [], "a refused run left files")
 
 
 class DiskFullTest(faults.TmpfsMixin, WriteRanksCase):
