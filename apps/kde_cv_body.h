@@ -1,9 +1,10 @@
 /*
  * The per-path cross-validation kernels of kde_kernels.c: the nearest-
- * neighbour plan and the leave-fold-out log-likelihood scores (the
- * exponential is kde_exp_body.h's). Included by kde_kernels_body.h, once per
- * path, with KDE_USE_AVX2, KDE_USE_AVX512 and the KDE_FN renames set there.
- * Not a public header.
+ * neighbour plan, the leave-fold-out log-likelihood scores in the direct
+ * form, then (kde_cv_sym_body.h) the expanded form's, and the entry point
+ * that picks one of the two (the exponential is kde_exp_body.h's). Included
+ * by kde_kernels_body.h, once per path, with KDE_USE_AVX2, KDE_USE_AVX512 and
+ * the KDE_FN renames set there. Not a public header.
  */
 
 /* ------------------------------------------------------------------ plan */
@@ -91,45 +92,33 @@ static int kde_plan_nearest(kde_cv_plan *p)
 /* ----------------------------------------------------------------- score */
 
 #if KDE_USE_AVX512
-/* Adds the terms of the eight training positions [q, q + 8) (lanes of valid
- * only) to the group's lane sums. Constant D and EXPANDED after inlining. */
-KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q, __mmask8 valid,
+/* Adds the direct-form terms of the eight training positions [q, q + 8)
+ * (lanes of valid only) to the group's lane sums. Constant D after inlining. */
+KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int64_t q, __mmask8 valid,
                                const double *a, const double *b, __m512d c2v, __m512d tab_lo,
                                __m512d tab_hi, __m512d acc[KDE_GROUP])
 {
     const int64_t stride = p->stride;
-    const double *y = expanded ? p->ccoord : p->coord;
+    const double *y = p->coord;
     /* Fully unrolled over the group so the eight independent exp chains
      * overlap and the sums stay in registers. */
 #pragma GCC unroll 8
     for (int r = 0; r < KDE_GROUP; r++) {
-        __m512d t;
-        if (expanded) {
-            t = _mm512_fnmadd_pd(c2v, _mm512_load_pd(p->cnorm2 + q), _mm512_set1_pd(b[r]));
+        __m512d u = _mm512_sub_pd(_mm512_load_pd(y + q), _mm512_set1_pd(a[r * D]));
+        __m512d s = _mm512_mul_pd(u, u);
 #pragma GCC unroll 4
-            for (int j = 0; j < D; j++)
-                t = _mm512_fmadd_pd(_mm512_set1_pd(a[r * D + j]),
-                                    _mm512_load_pd(y + j * stride + q), t);
-        } else {
-            __m512d u = _mm512_sub_pd(_mm512_load_pd(y + q), _mm512_set1_pd(a[r * D]));
-            __m512d s = _mm512_mul_pd(u, u);
-#pragma GCC unroll 4
-            for (int j = 1; j < D; j++) {
-                u = _mm512_sub_pd(_mm512_load_pd(y + j * stride + q), _mm512_set1_pd(a[r * D + j]));
-                s = _mm512_fmadd_pd(u, u, s);
-            }
-            /* c2 (d2min - s), difference first: at the nearest row it is
-             * exactly 0, where b - c2 s would be the rounding error of
-             * c2 d2min, thousands for tiny widths (huge c2). The cap at 0 is
-             * a guard; s >= d2min by construction. */
-            t = _mm512_mul_pd(_mm512_sub_pd(_mm512_set1_pd(b[r]), s), c2v);
-            t = _mm512_min_pd(t, _mm512_setzero_pd());
+        for (int j = 1; j < D; j++) {
+            u = _mm512_sub_pd(_mm512_load_pd(y + j * stride + q), _mm512_set1_pd(a[r * D + j]));
+            s = _mm512_fmadd_pd(u, u, s);
         }
-        /* The expanded form's exponents are all above KDE_EXP2_MIN (see
-         * KDE_EXPANDED_LIMIT), so it skips the underflow test. */
+        /* c2 (d2min - s), difference first: at the nearest row it is exactly
+         * 0, where b - c2 s would be the rounding error of c2 d2min,
+         * thousands for tiny widths (huge c2). The cap at 0 is a guard;
+         * s >= d2min by construction. */
+        __m512d t = _mm512_mul_pd(_mm512_sub_pd(_mm512_set1_pd(b[r]), s), c2v);
+        t = _mm512_min_pd(t, _mm512_setzero_pd());
         const __mmask8 keep =
-            expanded ? valid
-                     : _mm512_mask_cmp_pd_mask(valid, t, _mm512_set1_pd(KDE_EXP2_MIN), _CMP_GE_OQ);
+            _mm512_mask_cmp_pd_mask(valid, t, _mm512_set1_pd(KDE_EXP2_MIN), _CMP_GE_OQ);
         __m512d m;
         const __m512d pv = kde_exp2_split8(t, tab_lo, tab_hi, keep, &m);
         acc[r] = keep == 0xff ? _mm512_fmadd_pd(pv, m, acc[r])
@@ -138,18 +127,17 @@ KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_
 }
 
 /* Positions [a0, e) of one run of blocks (a0 a multiple of KDE_LANES). */
-KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int expanded, int64_t a0, int64_t e,
-                              const double *a, const double *b, double c2, __m512d acc[KDE_GROUP])
+KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int64_t a0, int64_t e, const double *a,
+                              const double *b, double c2, __m512d acc[KDE_GROUP])
 {
     const __m512d c2v = _mm512_set1_pd(c2);
     const __m512d tab_lo = _mm512_load_pd(kde_exp2_table);
     const __m512d tab_hi = _mm512_load_pd(kde_exp2_table + 8);
     int64_t q = a0;
     for (; q + KDE_LANES <= e; q += KDE_LANES)
-        kde_vector_sum(p, D, expanded, q, 0xff, a, b, c2v, tab_lo, tab_hi, acc);
+        kde_vector_sum(p, D, q, 0xff, a, b, c2v, tab_lo, tab_hi, acc);
     if (q < e) /* the fold's last, partial vector: padding lanes must add nothing */
-        kde_vector_sum(p, D, expanded, q, (__mmask8)((1u << (e - q)) - 1u), a, b, c2v, tab_lo,
-                       tab_hi, acc);
+        kde_vector_sum(p, D, q, (__mmask8)((1u << (e - q)) - 1u), a, b, c2v, tab_lo, tab_hi, acc);
 }
 
 /* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), as the other paths. */
@@ -159,6 +147,9 @@ KDE_INLINE double kde_hsum8(__m512d v)
     _mm512_storeu_pd(l, v);
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
+
+/* Row r's total of its lane sums, in the order every path uses. */
+KDE_INLINE double kde_row_sum(const __m512d acc[KDE_GROUP], int r) { return kde_hsum8(acc[r]); }
 #elif KDE_USE_AVX2
 /* Lanes [0, valid) all ones, the rest zero (valid may be <= 0 or >= 4). */
 KDE_INLINE __m256d kde_lane_mask(int64_t valid)
@@ -168,106 +159,90 @@ KDE_INLINE __m256d kde_lane_mask(int64_t valid)
 }
 
 /* kde_vector_sum of the AVX-512 path as two four-lane halves. */
-KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int expanded, int64_t q, int64_t valid,
+KDE_INLINE void kde_vector_sum(const kde_cv_plan *p, int D, int64_t q, int64_t valid,
                                const double *a, const double *b, __m256d c2v,
                                __m256d acc[KDE_GROUP][2])
 {
     const int64_t stride = p->stride;
-    const double *y = expanded ? p->ccoord : p->coord;
+    const double *y = p->coord;
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const int64_t qh = q + 4 * h;
         const __m256d mask = kde_lane_mask(valid - 4 * h);
 #pragma GCC unroll 8
         for (int r = 0; r < KDE_GROUP; r++) {
-            __m256d t;
-            if (expanded) {
-                t = _mm256_fnmadd_pd(c2v, _mm256_load_pd(p->cnorm2 + qh), _mm256_set1_pd(b[r]));
+            __m256d u = _mm256_sub_pd(_mm256_load_pd(y + qh), _mm256_set1_pd(a[r * D]));
+            __m256d s = _mm256_mul_pd(u, u);
 #pragma GCC unroll 4
-                for (int j = 0; j < D; j++)
-                    t = _mm256_fmadd_pd(_mm256_set1_pd(a[r * D + j]),
-                                        _mm256_load_pd(y + j * stride + qh), t);
-            } else {
-                __m256d u = _mm256_sub_pd(_mm256_load_pd(y + qh), _mm256_set1_pd(a[r * D]));
-                __m256d s = _mm256_mul_pd(u, u);
-#pragma GCC unroll 4
-                for (int j = 1; j < D; j++) {
-                    u = _mm256_sub_pd(_mm256_load_pd(y + j * stride + qh),
-                                      _mm256_set1_pd(a[r * D + j]));
-                    s = _mm256_fmadd_pd(u, u, s);
-                }
-                t = _mm256_mul_pd(_mm256_sub_pd(_mm256_set1_pd(b[r]), s), c2v); /* see AVX-512 */
-                t = _mm256_min_pd(t, _mm256_setzero_pd());
+            for (int j = 1; j < D; j++) {
+                u = _mm256_sub_pd(_mm256_load_pd(y + j * stride + qh),
+                                  _mm256_set1_pd(a[r * D + j]));
+                s = _mm256_fmadd_pd(u, u, s);
             }
+            __m256d t =
+                _mm256_mul_pd(_mm256_sub_pd(_mm256_set1_pd(b[r]), s), c2v); /* see AVX-512 */
+            t = _mm256_min_pd(t, _mm256_setzero_pd());
             acc[r][h] = kde_exp2_acc4(t, acc[r][h], kde_exp2_keep4(t, mask));
         }
     }
 }
 
-KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int expanded, int64_t a0, int64_t e,
-                              const double *a, const double *b, double c2,
-                              __m256d acc[KDE_GROUP][2])
+KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int64_t a0, int64_t e, const double *a,
+                              const double *b, double c2, __m256d acc[KDE_GROUP][2])
 {
     const __m256d c2v = _mm256_set1_pd(c2);
     for (int64_t q = a0; q < e; q += KDE_LANES)
-        kde_vector_sum(p, D, expanded, q, e - q, a, b, c2v, acc);
+        kde_vector_sum(p, D, q, e - q, a, b, c2v, acc);
+}
+KDE_INLINE double kde_row_sum(__m256d acc[KDE_GROUP][2], int r)
+{
+    return kde_hsum4(acc[r][0]) + kde_hsum4(acc[r][1]);
 }
 #else
-KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int expanded, int64_t a0, int64_t e,
-                              const double *a, const double *b, double c2,
-                              double acc[KDE_GROUP][KDE_LANES])
+KDE_INLINE double kde_row_sum(double acc[KDE_GROUP][KDE_LANES], int r)
+{
+    return ((acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3])) +
+           ((acc[r][4] + acc[r][5]) + (acc[r][6] + acc[r][7]));
+}
+
+KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int64_t a0, int64_t e, const double *a,
+                              const double *b, double c2, double acc[KDE_GROUP][KDE_LANES])
 {
     const int64_t stride = p->stride;
     for (int64_t q = a0; q < e; q++) {
         const int lane = (int)(q % KDE_LANES);
         for (int r = 0; r < KDE_GROUP; r++) {
-            double t;
-            if (expanded) {
-                t = KDE_FMA(-c2, p->cnorm2[q], b[r]);
-                for (int j = 0; j < D; j++)
-                    t = KDE_FMA(a[r * D + j], p->ccoord[j * stride + q], t);
-            } else {
-                double u = p->coord[q] - a[r * D];
-                double s = u * u;
-                for (int j = 1; j < D; j++) {
-                    u = p->coord[j * stride + q] - a[r * D + j];
-                    s = KDE_FMA(u, u, s);
-                }
-                t = (b[r] - s) * c2;   /* see the AVX-512 path */
-                t = t < 0.0 ? t : 0.0; /* as _mm*_min_pd(t, 0) */
+            double u = p->coord[q] - a[r * D];
+            double s = u * u;
+            for (int j = 1; j < D; j++) {
+                u = p->coord[j * stride + q] - a[r * D + j];
+                s = KDE_FMA(u, u, s);
             }
+            double t = (b[r] - s) * c2; /* see the AVX-512 path */
+            t = t < 0.0 ? t : 0.0;      /* as _mm*_min_pd(t, 0) */
             acc[r][lane] = kde_exp2_acc(t, acc[r][lane]);
         }
     }
 }
 #endif
 
-/* Sum over the held-out rows of fold f of log sum_y exp(-|x - y|^2 c),
- * specialised on the dimension D and the form of the exponent. */
-KDE_INLINE double kde_fold_logsum(const kde_cv_plan *p, int f, double c2, double skip, int D,
-                                  int expanded)
+/* Sum over the held-out rows of fold f of log sum_y exp(-|x - y|^2 c) in the
+ * direct form, with the log-sum-exp shift around each row's nearest training
+ * row and the block skipping; specialised on the dimension D. */
+KDE_INLINE double kde_fold_logsum(const kde_cv_plan *p, int f, double c2, double skip, int D)
 {
     double xbuf[KDE_GROUP * KDE_CV_MAX_DIM];
-    double abuf[KDE_GROUP * KDE_CV_MAX_DIM];
     kde_group_box g;
     double total = 0.0;
     for (int64_t i = 0; i < p->fold_len[f]; i += KDE_GROUP) {
         kde_group_load(p, p->seg_begin[f] + i, p->fold_len[f] - i, xbuf, &g);
         double off[KDE_GROUP], b[KDE_GROUP];
-        const double *a = xbuf;
         double worst = 0.0;
         for (int r = 0; r < KDE_GROUP; r++) {
-            const int64_t pos = g.pos[r];
-            const double m = p->d2min[pos];
+            const double m = p->d2min[g.pos[r]];
             off[r] = m * c2;
-            b[r] = m; /* direct form: t2 = c2 (b - s) */
+            b[r] = m; /* t2 = c2 (b - s) */
             worst = m > worst ? m : worst;
-            if (expanded) {
-                b[r] = KDE_FMA(-c2, p->cnorm2[pos], off[r]);
-                for (int j = 0; j < D; j++)
-                    abuf[r * D + j] = (2.0 * c2) * p->ccoord[j * p->stride + pos];
-                a = abuf;
-            }
         }
 #if KDE_USE_AVX512
         __m512d acc[KDE_GROUP];
@@ -287,7 +262,7 @@ KDE_INLINE double kde_fold_logsum(const kde_cv_plan *p, int f, double c2, double
             const int64_t end = begin + p->fold_len[f2];
             /* Consecutive kept blocks form one run [run, a0) summed in one call:
              * the same terms in the same order as block by block, with the
-             * loop set-up paid once per run (large widths keep whole folds). */
+             * loop set-up paid once per run. */
             int64_t run = begin;
             for (int64_t blk = p->block_first[f2]; blk < p->block_first[f2 + 1]; blk++) {
                 const int64_t a0 = begin + (blk - p->block_first[f2]) * KDE_BLOCK;
@@ -296,32 +271,27 @@ KDE_INLINE double kde_fold_logsum(const kde_cv_plan *p, int f, double c2, double
                 if (kde_box_gap2(g.lo, g.hi, p->box_lo + blk * D, p->box_hi + blk * D, D) - worst >
                     skip) {
                     if (run < a0)
-                        kde_block_sum(p, D, expanded, run, a0, a, b, c2, acc);
+                        kde_block_sum(p, D, run, a0, xbuf, b, c2, acc);
                     run = a0 + KDE_BLOCK;
                 }
             }
             if (run < end)
-                kde_block_sum(p, D, expanded, run, end, a, b, c2, acc);
+                kde_block_sum(p, D, run, end, xbuf, b, c2, acc);
         }
         for (int r = 0; r < g.valid; r++) {
-#if KDE_USE_AVX512
-            const double s = kde_hsum8(acc[r]);
-#elif KDE_USE_AVX2
-            const double s = kde_hsum4(acc[r][0]) + kde_hsum4(acc[r][1]);
-#else
-            const double s = ((acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3])) +
-                             ((acc[r][4] + acc[r][5]) + (acc[r][6] + acc[r][7]));
-#endif
             /* log sum exp(-d2 c) = log sum 2^(off - c2 d2) - off ln 2; the
              * rounding of off[r] cancels between the two parts. */
-            total += KDE_FMA(-off[r], KDE_LN2, log(s));
+            total += KDE_FMA(-off[r], KDE_LN2, log(kde_row_sum(acc, r)));
         }
     }
     return total;
 }
 
+#include "kde_cv_sym_body.h"
+
 /* The one implementation behind both entry points; kept out of line so every
- * width runs exactly the same machine code whichever function was called. */
+ * width runs exactly the same machine code whichever function was called.
+ * NaN for a bad h, or when the expanded form's scratch cannot be allocated. */
 static __attribute__((noinline)) double kde_cv_score_one(const kde_cv_plan *p, double h)
 {
     if (p == NULL || !(h > 0.0) || !isfinite(h))
@@ -330,27 +300,22 @@ static __attribute__((noinline)) double kde_cv_score_one(const kde_cv_plan *p, d
     const double c2 = KDE_LOG2E * c;
     if (!isfinite(c2) || !(c > 0.0))
         return NAN; /* h^2 underflows or overflows */
-    const int expanded = kde_cv_plan_expanded(p, h);
     const double log_norm = -0.5 * p->d * (KDE_LOG_2PI + 2.0 * log(h));
+    if (kde_cv_plan_expanded(p, h))
+        return kde_sym_score(p, c2, log_norm);
     double sum = 0.0;
     for (int f = 0; f < p->folds; f++) {
         const int64_t ntrain = p->n - p->fold_len[f];
         const double skip = (KDE_SKIP_MARGIN + log((double)ntrain)) / c;
         double logsum;
 #define KDE_CASE(D)                                                                                \
-    case D:                                                                                        \
-        logsum = expanded ? kde_fold_logsum(p, f, c2, skip, D, 1)                                  \
-                          : kde_fold_logsum(p, f, c2, skip, D, 0);                                 \
-        break;
+    case D: logsum = kde_fold_logsum(p, f, c2, skip, D); break;
         switch (p->d) {
             KDE_CASE(1)
             KDE_CASE(2)
             KDE_CASE(3)
             KDE_CASE(4)
-        default:
-            logsum = expanded ? kde_fold_logsum(p, f, c2, skip, p->d, 1)
-                              : kde_fold_logsum(p, f, c2, skip, p->d, 0);
-            break;
+        default: logsum = kde_fold_logsum(p, f, c2, skip, p->d); break;
         }
 #undef KDE_CASE
         sum += logsum + (double)p->fold_len[f] * (log_norm - log((double)ntrain));

@@ -10,19 +10,23 @@
  *     eight rows per vector (one AVX-512 vector or two AVX2 vectors), and
  *     every held-out row keeps eight lane sums (training position q goes to
  *     lane q % 8, lanes added in a fixed order at the end);
- *   - the kernel is evaluated as 2^t2 with t2 = log2(e) c (d2min - |x - y|^2),
- *     c = 1 / (2 h^2): base 2 makes the range reduction one add and two
+ *   - the kernel is evaluated as 2^t2 with t2 = log2(e) c (d2min - |x - y|^2)
+ *     (direct form; the expanded form drops d2min), c = 1 / (2 h^2): base 2 makes the range reduction one add and two
  *     subtractions, and a 16-entry table of 2^(j/16) leaves a degree-6
  *     polynomial on |f| <= 1/32 (error below 2e-17), see kde_exp2_*;
  *   - for moderate and large widths the exponent is formed from the expansion
  *     |x - y|^2 = |x|^2 + |y|^2 - 2 x.y of centred coordinates (d + 1 FMAs per
  *     pair instead of 2d + 1 operations); for small widths, where c |x|^2 is
  *     large and the expansion would cancel, the direct difference form is
- *     kept. The form is chosen from h and the plan alone (kde_cv_expanded);
+ *     kept. The form is chosen from h and the plan alone (kde_cv_plan_expanded);
+ *   - in the expanded form each cross-fold pair of rows is evaluated once
+ *     and its term added to both rows' sums (kde_cv_sym_body.h): half the
+ *     exponentials;
  *   - eight held-out rows share every training vector that is loaded;
- *   - whole blocks of 16 training rows whose kernel terms are negligible
- *     (below exp(-40) / n_train of the row's largest term) are skipped using
- *     bounding boxes, which is where small widths get their speed.
+ *   - in the direct form, whole blocks of 16 training rows whose kernel
+ *     terms are negligible (below exp(-40) / n_train of the row's largest
+ *     term) are skipped using bounding boxes, which is where small widths get
+ *     their speed.
  * The order of every floating-point operation depends only on the plan and the
  * width, so a width's score is bitwise the same whichever rank computes it and
  * whatever other widths it is computed with. The AVX-512, AVX2 and scalar-with-
@@ -94,8 +98,10 @@
  * with R^2 the largest squared distance of a row from the centre), so its
  * absolute rounding error is a few ulp of c R^2. With c R^2 <= 128 that is
  * below ~1e-13, i.e. every kernel term keeps a relative error below ~1e-13;
- * it also bounds every exponent below by -4 c R^2 log2(e) > -740, so no lane
- * can reach KDE_EXP2_MIN and the expanded path needs no underflow mask.
+ * it also bounds every exponent below by -4 c R^2 log2(e) > -740, shifted or
+ * not (|x - y|^2 <= 4 R^2), so no lane can reach KDE_EXP2_MIN: the expanded
+ * path needs no underflow mask, and no log-sum-exp shift either (see
+ * kde_cv_sym_body.h).
  */
 #define KDE_EXPANDED_LIMIT 128.0
 
@@ -244,11 +250,12 @@ static void kde_group_load(const kde_cv_plan *p, int64_t first, int64_t remainin
 
 /*
  * The exponent of the kernel term of held-out row x and training row y, in
- * base 2 and shifted by the row's nearest term, t2 = c2 (d2min - |x - y|^2)
- * with c2 = log2(e) / (2 h^2), is formed from per-row constants a (d values)
- * and b:
- *   direct:   t2 = c2 (b - sum_j (y_j - a_j)^2),  a = x,        b = d2min;
- *   expanded: t2 = b - c2 |y'|^2 + sum_j a_j y'_j, a = 2 c2 x', b = c2 (d2min - |x'|^2),
+ * base 2, is formed from per-row constants a (d values) and b, with
+ * c2 = log2(e) / (2 h^2):
+ *   direct:   t2 = c2 (b - sum_j (y_j - a_j)^2),  a = x,        b = d2min,
+ *             i.e. c2 (d2min - |x - y|^2), shifted by the row's nearest term;
+ *   expanded: t2 = b - c2 |y'|^2 + sum_j a_j y'_j, a = 2 c2 x', b = -c2 |x'|^2,
+ *             i.e. -c2 |x - y|^2, unshifted and symmetric in x and y,
  * where x', y' are the centred coordinates.
  */
 int kde_cv_plan_expanded(const kde_cv_plan *plan, double h)

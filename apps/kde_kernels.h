@@ -73,11 +73,14 @@ int kde_cv_plan_folds(const kde_cv_plan *plan);
 /*
  * Mean over folds of sum over held-out rows x of
  *     log( (1/n_train) sum_{training y} K_h(x - y) ),
- * K_h(u) = (2 pi h^2)^(-d/2) exp(-|u|^2 / (2 h^2)), evaluated in log-sum-exp
- * form around the nearest training row, so it stays finite for tiny h.
- * Kernel terms below exp(-40) / n_train of the largest term of a row are
- * skipped in whole blocks; together they change the row's sum by less than
- * 1e-17 relative, below double resolution. Returns NaN for h <= 0 or non-finite h.
+ * K_h(u) = (2 pi h^2)^(-d/2) exp(-|u|^2 / (2 h^2)). For small widths (the
+ * direct form, see kde_cv_plan_expanded) it is evaluated in log-sum-exp form
+ * around the nearest training row, so it stays finite for tiny h, and kernel
+ * terms below exp(-40) / n_train of the largest term of a row are skipped in
+ * whole blocks; together they change the row's sum by less than 1e-17
+ * relative, below double resolution. For the other widths every term is
+ * computed, once per pair of rows in different folds. Returns NaN for h <= 0
+ * or non-finite h, or if memory runs out (a scratch array of about n doubles).
  * The result depends only on the plan and h (bitwise), and is within ~1e-13
  * relative per kernel term of the exact value.
  */

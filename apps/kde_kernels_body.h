@@ -9,7 +9,8 @@
  * renamed to KDE_FN(name) by the macros below, so the text reads as one
  * implementation. The code itself is in three bodies by concern, included
  * here in dependency order: kde_exp_body.h (2^t), kde_density_body.h
- * (hypercube and Gaussian densities), kde_cv_body.h (cross-validation).
+ * (hypercube and Gaussian densities), kde_cv_body.h (cross-validation,
+ * which includes kde_cv_sym_body.h for the expanded form).
  * Not a public header.
  */
 #define kde_exp2_split KDE_FN(kde_exp2_split)
@@ -34,6 +35,12 @@
 #define kde_hsum8 KDE_FN(kde_hsum8)
 #define kde_fold_logsum KDE_FN(kde_fold_logsum)
 #define kde_cv_score_one KDE_FN(kde_cv_score_one)
+#define kde_row_sum KDE_FN(kde_row_sum)
+#define kde_sym_t8 KDE_FN(kde_sym_t8)
+#define kde_sym_vector KDE_FN(kde_sym_vector)
+#define kde_sym_fold KDE_FN(kde_sym_fold)
+#define kde_sym_sum KDE_FN(kde_sym_sum)
+#define kde_sym_score KDE_FN(kde_sym_score)
 
 #include "kde_exp_body.h"
 #include "kde_density_body.h"
@@ -61,3 +68,9 @@
 #undef kde_hsum8
 #undef kde_fold_logsum
 #undef kde_cv_score_one
+#undef kde_row_sum
+#undef kde_sym_t8
+#undef kde_sym_vector
+#undef kde_sym_fold
+#undef kde_sym_sum
+#undef kde_sym_score

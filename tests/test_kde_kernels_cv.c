@@ -159,6 +159,44 @@ static void test_cv_score_exact_on_both_sides_of_form_switch(void **state)
     }
 }
 
+static void test_cv_expanded_form_exact_with_ragged_folds(void **state)
+{
+    (void)state;
+    /* The expanded form sums each cross-fold pair once, for both rows: n not
+     * a multiple of K leaves folds of unequal length whose last group has
+     * fewer than 8 rows and whose last vector fewer than 8 lanes (padding
+     * that must add to neither row), in the specialised dimensions and the
+     * generic one, on both sides of the form switch. */
+    const int ds[] = { 1, 2, 3, 6 };
+    for (int di = 0; di < 4; di++) {
+        const int d = ds[di];
+        const int64_t n = 203 + d; /* folds of 41/42 rows: 41 = 5 * 8 + 1 */
+        double *x = normal_samples(n, d, 5150 + (uint64_t)d);
+        kde_cv_plan *plan = NULL;
+        assert_int_equal(kde_cv_plan_create(x, n, d, 5, &plan), 0);
+        const double hswitch = sqrt(max_centred_norm2(x, n, d)) / 16.0;
+        const double f[] = { 0.98, 1.02, 1.3, 3.0, 30.0 };
+        for (int i = 0; i < 5; i++) {
+            const double h = f[i] * hswitch;
+            assert_int_equal(kde_cv_plan_expanded(plan, h), i > 0);
+            assert_rel(kde_cv_score(plan, h), cv_reference_lse(x, n, d, 5, h), 1e-12);
+        }
+        kde_cv_plan_free(plan);
+        free(x);
+    }
+    /* Leave-one-out: every fold, group and vector is a single row. */
+    const int64_t n = 29;
+    double *x = normal_samples(n, 2, 77);
+    kde_cv_plan *plan = NULL;
+    assert_int_equal(kde_cv_plan_create(x, n, 2, (int)n, &plan), 0);
+    for (double h = 0.4; h < 20.0; h *= 3.0) {
+        assert_int_equal(kde_cv_plan_expanded(plan, h), 1);
+        assert_rel(kde_cv_score(plan, h), cv_reference_lse(x, n, 2, (int)n, h), 1e-12);
+    }
+    kde_cv_plan_free(plan);
+    free(x);
+}
+
 static void test_cv_score_matches_double_loop_reference(void **state)
 {
     (void)state;
@@ -341,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cv_form_switches_at_documented_width),
         cmocka_unit_test(test_cv_score_exact_on_both_sides_of_form_switch),
+        cmocka_unit_test(test_cv_expanded_form_exact_with_ragged_folds),
         cmocka_unit_test(test_cv_score_matches_double_loop_reference),
         cmocka_unit_test(test_cv_score_handles_higher_dimensions),
         cmocka_unit_test(test_cv_score_is_finite_and_exact_for_tiny_widths),

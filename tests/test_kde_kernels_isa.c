@@ -42,9 +42,10 @@ static void buf_add(byte_buf *b, const void *p, size_t bytes)
 /*
  * Every kernel's output on fixed inputs, by the path in use: hypercube
  * counts and Gaussian densities (d = 1..6, n not a multiple of any vector
- * width), CV scores on both sides of the form switch (d = 1..5: the
- * specialised and the generic dimension; fold sizes that leave partial
- * vectors), and 2^t over its whole range with every tail length.
+ * width), CV scores on both sides of the form switch and right at it
+ * (d = 1..6: the specialised and the generic dimension; folds of unequal
+ * length whose last group and last vector are partial), and 2^t over its
+ * whole range with every tail length.
  */
 static void all_outputs(byte_buf *out)
 {
@@ -63,13 +64,23 @@ static void all_outputs(byte_buf *out)
                 buf_add(out, &g, sizeof g);
             }
         }
-        if (d <= 5) {
+        {
             kde_cv_plan *plan = NULL;
             assert_int_equal(kde_cv_plan_create(x, n, d, 3 + d % 3, &plan), 0);
-            enum { W = 14 };
+            enum { W = 16 };
             double widths[W], scores[W];
-            for (int w = 0; w < W; w++)
+            for (int w = 0; w < W - 2; w++)
                 widths[w] = 0.004 * pow(1.7, w); /* 0.004 .. 4.0: both forms */
+            /* The last direct and the first expanded width (to ~1e-15). */
+            double lo = widths[0], hi = widths[W - 3];
+            assert_int_equal(kde_cv_plan_expanded(plan, lo), 0);
+            assert_int_equal(kde_cv_plan_expanded(plan, hi), 1);
+            for (int i = 0; i < 60; i++) {
+                const double mid = 0.5 * (lo + hi);
+                *(kde_cv_plan_expanded(plan, mid) ? &hi : &lo) = mid;
+            }
+            widths[W - 2] = lo;
+            widths[W - 1] = hi;
             kde_cv_scores(plan, widths, W, scores);
             buf_add(out, scores, sizeof scores);
             kde_cv_plan_free(plan);
