@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Chunks per rank the schedule is capped to (mpmap_app_spread_chunks). */
+#define KDE_CHUNKS_PER_RANK 8
+
 enum { KERNEL_HYPERCUBE = 0, KERNEL_GAUSSIAN = 1 };
 static const char *const kernel_names[] = { "hypercube", "gaussian", NULL };
 
@@ -128,6 +131,15 @@ static int kde_setup(mpmap_app *app, void *ctx)
             .name = "cv_score", .type = MPMAP_DOUBLE, .keep = true,
             .long_name = "K-fold cross-validated log-likelihood (Gaussian kernel), mean over folds" };
     /* clang-format on */
+    /* A width's cost depends on the width (cross-validation: the smallest
+     * skip distant blocks, moderate ones sum every pair from both sides,
+     * large ones each pair once, for half that), so guided's first chunk,
+     * half the sweep at -n 2, can hold most of the work and leave the other
+     * rank the cheap end. Chunks of at most 1/(8 P) of the widths even the
+     * finish; handing a width out costs far less than computing it. */
+    size_t record_bytes = (size_t)x->m * sizeof(double) * (p->kernel == KERNEL_HYPERCUBE ? 2 : 1) +
+                          (p->folds > 0 ? sizeof(double) : 0);
+    mpmap_app_spread_chunks(app, q, KDE_CHUNKS_PER_RANK, record_bytes);
     return 0;
 }
 

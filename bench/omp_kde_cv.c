@@ -1,11 +1,12 @@
 /*
  * The OpenMP reference for the Gaussian cross-validation sweep: the same
  * kernel as kde_sweep (kde_cv_score from apps/kde_kernels.c), one width per
- * loop iteration, schedule(guided), on one node. Only the loop is timed, as
+ * loop iteration, schedule(runtime) — OMP_SCHEDULE picks it: guided, the
+ * loop users write, or dynamic,1 — on one node. Only the loop is timed, as
  * mpmap_wall_time in kde_sweep's output covers only mpmap_run (the plan is
  * built before it in both programs).
  *
- *     OMP_NUM_THREADS=2 omp_kde_cv DATA.f64 N D FOLDS A:B:K
+ *     OMP_NUM_THREADS=2 OMP_SCHEDULE=guided omp_kde_cv DATA.f64 N D FOLDS A:B:K
  *
  * DATA.f64 holds N x D float64 values, row-major, native byte order. Prints
  * one JSON line: plan_seconds, loop_seconds, threads and the K scores.
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
     {
 #pragma omp single
         threads = omp_get_num_threads();
-#pragma omp for schedule(guided)
+#pragma omp for schedule(runtime)
         for (int64_t t = 0; t < widths.count; t++)
             scores[t] = kde_cv_score(plan, mpmap_cli_range_value(&widths, t));
     }
