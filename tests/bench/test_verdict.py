@@ -127,6 +127,22 @@ class Judge(unittest.TestCase):
                          "IMPLAUSIBLE")
         self.assertEqual(judge_row(speedup_row(2.0), QUIET, {})[0], "PASS")  # at the bound
 
+    def test_a_figure_at_its_bound_may_exceed_it_by_its_spread(self):
+        # 13: mc_pi against the generator alone sits at 1.00; runs land on
+        # either side. 1.01 with repetitions 3% apart is noise, not an error.
+        row = {"name": "13. mc_pi / Philox bound", "mpmap": "3.5 G/s", "baseline": "3.5 G/s",
+               "ratio": "1.01x", "target": ">= 0.9x", "status": "PASS", "bound": 1.0,
+               "series": ["mpmap", "bound"]}
+        spread3 = {"mpmap": [1.00, 1.03], "bound": [1.0, 1.0]}
+        v, why, _, _ = judge_row(row, QUIET, spread3)
+        self.assertEqual(v, "PASS")
+        self.assertIn("above its bound 1 by less than its spread", why[0])
+        self.assertEqual(judge_row(row, HOG, spread3)[0], "NOISY")
+        # Beyond the spread it stays a measuring error.
+        tight = {"mpmap": [1.00, 1.005], "bound": [1.0, 1.0]}
+        self.assertEqual(judge_row(row, QUIET, tight)[0], "IMPLAUSIBLE")
+        self.assertEqual(judge_row(dict(row, ratio="1.05x"), QUIET, spread3)[0], "IMPLAUSIBLE")
+
     def test_more_ranks_may_win_a_larger_share_of_busy_cores(self):
         # 7b: throughput of 8 ranks over 2 ranks on 2 cores. Quiet, above 1 is a
         # measuring error; beside a busy process 8 ranks get 8/9 of the cores and
