@@ -40,4 +40,25 @@ static inline int bench_parse_double(const char *text, double *out)
     return errno != 0 || end == text || *end != '\0' ? -1 : 0;
 }
 
+/* A window of other work: a thread running bench_busy_main sleeps until
+ * t0 + start (monotonic seconds), then spins until t0 + start + length, as a
+ * second job landing on the node would. */
+typedef struct bench_busy {
+    double start, length, t0;
+} bench_busy;
+
+static inline void *bench_busy_main(void *arg)
+{
+    const bench_busy *b = arg;
+    const double from = b->t0 + b->start, to = from + b->length;
+    const struct timespec nap = { 0, 1000000 };
+    while (bench_clock(CLOCK_MONOTONIC) < from)
+        nanosleep(&nap, NULL);
+    volatile double sink = 0;
+    while (bench_clock(CLOCK_MONOTONIC) < to)
+        for (int i = 0; i < 10000; i++)
+            sink += 1e-9 * i;
+    return NULL;
+}
+
 #endif

@@ -57,11 +57,6 @@ typedef struct bench_context {
     clockid_t clock; /* CLOCK_MONOTONIC, or CLOCK_THREAD_CPUTIME_ID with --steal */
 } bench_context;
 
-/* --steal's window, in seconds after t0 (the monotonic clock at the start). */
-typedef struct bench_steal {
-    double start, length, t0;
-} bench_steal;
-
 static int bench_costs_make(int64_t n, double total, uint64_t seed, double alpha, bench_costs *out)
 {
     out->n = n;
@@ -96,21 +91,6 @@ static int bench_spin_map(int64_t begin, int64_t end, void *records, mpmap_task_
     return 0;
 }
 
-/* The thread of --steal: waits until its window opens, then spins through it. */
-static void *bench_steal_main(void *arg)
-{
-    const bench_steal *st = arg;
-    const double from = st->t0 + st->start, to = from + st->length;
-    const struct timespec nap = { 0, 1000000 };
-    while (bench_clock(CLOCK_MONOTONIC) < from)
-        nanosleep(&nap, NULL);
-    volatile double sink = 0;
-    while (bench_clock(CLOCK_MONOTONIC) < to)
-        for (int i = 0; i < 10000; i++)
-            sink += 1e-9 * i;
-    return NULL;
-}
-
 static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
 {
     bench_trace *tr = &((bench_context *)context)->trace;
@@ -136,7 +116,7 @@ int main(int argc, char **argv)
 
     mpmap_config config;
     mpmap_config_init(&config);
-    bench_steal steal = { 0, 0, 0 };
+    bench_busy steal = { 0, 0, 0 };
     int bad_option = 0;
     while (argc > 1 && strncmp(argv[1], "--", 2) == 0) {
         if (strncmp(argv[1], "--prefetch=", 11) == 0)
@@ -183,7 +163,7 @@ int main(int argc, char **argv)
     pthread_t stealer;
     steal.t0 = bench_clock(CLOCK_MONOTONIC);
     const int stealing = rank == 0 && steal.length > 0 &&
-                         pthread_create(&stealer, NULL, bench_steal_main, &steal) == 0;
+                         pthread_create(&stealer, NULL, bench_busy_main, &steal) == 0;
     if (rank == 0 && steal.length > 0 && !stealing) {
         fprintf(stderr, "imbalance: cannot start the --steal thread\n");
         MPI_Abort(MPI_COMM_WORLD, 1);

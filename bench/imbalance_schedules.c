@@ -67,11 +67,6 @@ static int bench_trace_add(const mpmap_trace_entry *entry, void *context)
     return 0;
 }
 
-typedef struct bench_hog {
-    double start, length; /* seconds after the run began */
-    double t0;            /* CLOCK_MONOTONIC at the run's start */
-} bench_hog;
-
 static int bench_map(int64_t begin, int64_t end, void *records, mpmap_task_error *err,
                      void *context)
 {
@@ -94,20 +89,6 @@ static int bench_map(int64_t begin, int64_t end, void *records, mpmap_task_error
         }
     }
     return 0;
-}
-
-static void *bench_hog_main(void *arg)
-{
-    const bench_hog *h = arg;
-    double from = h->t0 + h->start, to = from + h->length;
-    struct timespec nap = { 0, 1000000 };
-    while (bench_clock(CLOCK_MONOTONIC) < from)
-        nanosleep(&nap, NULL);
-    volatile double sink = 0;
-    while (bench_clock(CLOCK_MONOTONIC) < to)
-        for (int i = 0; i < 10000; i++)
-            sink += 1e-9 * i;
-    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -192,10 +173,10 @@ int main(int argc, char **argv)
                              .context = &job,
                              .trace = job.trace ? bench_trace_add : NULL };
             MPI_Barrier(MPI_COMM_WORLD);
-            bench_hog hog = { hog_start, hog_length, bench_clock(CLOCK_MONOTONIC) };
+            bench_busy hog = { hog_start, hog_length, bench_clock(CLOCK_MONOTONIC) };
             pthread_t hog_thread;
             int hogging = rank == 0 && hog_length > 0 &&
-                          pthread_create(&hog_thread, NULL, bench_hog_main, &hog) == 0;
+                          pthread_create(&hog_thread, NULL, bench_busy_main, &hog) == 0;
             mpmap_report report;
             int run_rc = mpmap_run(MPI_COMM_WORLD, &config, &mj, &report);
             if (hogging)
