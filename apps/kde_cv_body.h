@@ -149,6 +149,9 @@ KDE_INLINE double kde_hsum8(__m512d v)
 }
 
 /* Row r's total of its lane sums, in the order every path uses. */
+/* A group's lane sums (zeroed with memset: all-zero bits are 0.0). */
+typedef __m512d kde_sums[KDE_GROUP];
+
 KDE_INLINE double kde_row_sum(const __m512d acc[KDE_GROUP], int r) { return kde_hsum8(acc[r]); }
 #elif KDE_USE_AVX2
 /* Lanes [0, valid) all ones, the rest zero (valid may be <= 0 or >= 4). */
@@ -194,11 +197,15 @@ KDE_INLINE void kde_block_sum(const kde_cv_plan *p, int D, int64_t a0, int64_t e
     for (int64_t q = a0; q < e; q += KDE_LANES)
         kde_vector_sum(p, D, q, e - q, a, b, c2v, acc);
 }
+typedef __m256d kde_sums[KDE_GROUP][2];
+
 KDE_INLINE double kde_row_sum(__m256d acc[KDE_GROUP][2], int r)
 {
     return kde_hsum4(acc[r][0]) + kde_hsum4(acc[r][1]);
 }
 #else
+typedef double kde_sums[KDE_GROUP][KDE_LANES];
+
 KDE_INLINE double kde_row_sum(double acc[KDE_GROUP][KDE_LANES], int r)
 {
     return ((acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3])) +
@@ -244,17 +251,8 @@ KDE_INLINE double kde_fold_logsum(const kde_cv_plan *p, int f, double c2, double
             b[r] = m; /* t2 = c2 (b - s) */
             worst = m > worst ? m : worst;
         }
-#if KDE_USE_AVX512
-        __m512d acc[KDE_GROUP];
-        for (int r = 0; r < KDE_GROUP; r++)
-            acc[r] = _mm512_setzero_pd();
-#elif KDE_USE_AVX2
-        __m256d acc[KDE_GROUP][2];
-        for (int r = 0; r < KDE_GROUP; r++)
-            acc[r][0] = acc[r][1] = _mm256_setzero_pd();
-#else
-        double acc[KDE_GROUP][KDE_LANES] = { { 0.0 } };
-#endif
+        kde_sums acc;
+        memset(acc, 0, sizeof acc);
         for (int f2 = 0; f2 < p->folds; f2++) {
             if (f2 == f)
                 continue;

@@ -164,17 +164,8 @@ KDE_INLINE double kde_sym_sum(const kde_cv_plan *p, double c2, double log_norm, 
                 for (int j = 0; j < D; j++)
                     abuf[r * D + j] = (2.0 * c2) * p->ccoord[j * p->stride + pos];
             }
-#if KDE_USE_AVX512
-            __m512d acc[KDE_GROUP];
-            for (int r = 0; r < KDE_GROUP; r++)
-                acc[r] = _mm512_setzero_pd();
-#elif KDE_USE_AVX2
-            __m256d acc[KDE_GROUP][2];
-            for (int r = 0; r < KDE_GROUP; r++)
-                acc[r][0] = acc[r][1] = _mm256_setzero_pd();
-#else
-            double acc[KDE_GROUP][KDE_LANES] = { { 0.0 } };
-#endif
+            kde_sums acc;
+            memset(acc, 0, sizeof acc);
             for (int f2 = f + 1; f2 < p->folds; f2++)
                 kde_sym_fold(p, D, p->seg_begin[f2], p->seg_begin[f2] + p->fold_len[f2], g.valid,
                              abuf, b, c2, acc, colsum);

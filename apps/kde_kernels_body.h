@@ -36,6 +36,7 @@
 #define kde_fold_logsum KDE_FN(kde_fold_logsum)
 #define kde_cv_score_one KDE_FN(kde_cv_score_one)
 #define kde_row_sum KDE_FN(kde_row_sum)
+#define kde_sums KDE_FN(kde_sums)
 #define kde_sym_t8 KDE_FN(kde_sym_t8)
 #define kde_sym_vector KDE_FN(kde_sym_vector)
 #define kde_sym_fold KDE_FN(kde_sym_fold)
@@ -69,6 +70,7 @@
 #undef kde_fold_logsum
 #undef kde_cv_score_one
 #undef kde_row_sum
+#undef kde_sums
 #undef kde_sym_t8
 #undef kde_sym_vector
 #undef kde_sym_fold
